@@ -1,0 +1,276 @@
+"""Ports: create, read, update, delete, with Neutron's rules for pairs, port security and IPAM."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from portsec.domain import errors, ipam, port_security
+from portsec.domain.addresses import eui64, normalize_mac
+from portsec.domain.attributes import NOT_SPECIFIED, prepare_create, prepare_update
+from portsec.domain.model import Context, FixedIp, Network, Port, Subnet, sorted_fixed_ips, sorted_pairs
+from portsec.domain.pairs import with_port_mac
+from portsec.domain.resources import port_spec
+from portsec.service import networks, policy
+from portsec.service.common import Limits, check_revision, list_query, new_id, scope
+from portsec.store import networks as network_store
+from portsec.store import ports as store
+from portsec.store import subnets as subnet_store
+from portsec.store.database import Tx
+
+BASE_MAC = "fa:16:3e"
+MAC_RETRIES = 16
+DHCP_OWNER = "network:dhcp"
+DEFAULT_LIMITS = Limits()
+COLUMNS: Mapping[str, str] = {"binding:host_id": "host_id", "binding:vnic_type": "vnic_type"}
+# Neutron attribute -> Port field, for what a PUT may change directly.
+_UPDATABLE = {
+    "name": "name",
+    "admin_state_up": "admin_state_up",
+    "device_id": "device_id",
+    "device_owner": "device_owner",
+    "binding:host_id": "host_id",
+    "binding:vnic_type": "vnic_type",
+    "description": "description",
+}
+
+
+def _choose_mac(tx: Tx, network_id: str, requested: Any) -> str:
+    if requested is not NOT_SPECIFIED and requested is not None:
+        mac = normalize_mac(requested)
+        if store.mac_in_use(tx.conn, network_id, mac):
+            raise errors.MacAddressInUse(net_id=network_id, mac=requested)
+        return mac
+    for _ in range(MAC_RETRIES):
+        mac = BASE_MAC + "".join(f":{b:02x}" for b in tx.rng.randbytes(3))
+        if not store.mac_in_use(tx.conn, network_id, mac):
+            return mac
+    raise errors.NetworkMacAddressGenerationFailure(net_id=network_id)
+
+
+def _pick_address(tx: Tx, subnet: Subnet, taken: set[str], owner: str) -> str | None:
+    """A random free address (cheap while the subnet is sparse); else the lowest free one.
+
+    DHCP ports take the lowest free address, as in Neutron, so they are predictable.
+    """
+    if owner != DHCP_OWNER:
+        for candidate in ipam.random_candidates(subnet, tx.rng):
+            if candidate not in taken and store.ip_owner(tx.conn, subnet.id, candidate) is None:
+                return candidate
+    return ipam.lowest_free(subnet, store.used_ips(tx.conn, subnet.id) | taken)
+
+
+def _claim(tx: Tx, subnet: Subnet, address: str, port_id: str) -> FixedIp:
+    owner = store.ip_owner(tx.conn, subnet.id, address)
+    if owner is not None and owner != port_id:
+        raise errors.IpAddressAlreadyAllocated(ip=address, subnet_id=subnet.id)
+    return FixedIp(subnet.id, address)
+
+
+def _from_subnet(tx: Tx, subnet: Subnet, port_id: str, mac: str, owner: str, taken: set[str]) -> FixedIp | None:
+    if ipam.is_auto_address_subnet(subnet):
+        return _claim(tx, subnet, str(eui64(ipaddress.ip_network(subnet.cidr), mac)), port_id)
+    address = _pick_address(tx, subnet, taken, owner)
+    return None if address is None else FixedIp(subnet.id, address)
+
+
+def _automatic(tx: Tx, network: Network, port_id: str, mac: str, owner: str) -> list[FixedIp]:
+    """One address from the first IPv4 and the first stateful IPv6 subnet with room; EUI-64 on SLAAC."""
+    chosen: list[FixedIp] = []
+    served: set[int] = set()  # families that got an address from a pool
+    full: set[int] = set()  # families with a subnet that had none left
+    for subnet in subnet_store.on_network(tx.conn, network.id):
+        auto = ipam.is_auto_address_subnet(subnet)
+        if not auto and subnet.ip_version in served:
+            continue
+        fixed = _from_subnet(tx, subnet, port_id, mac, owner, set())
+        if fixed is None:
+            full.add(subnet.ip_version)
+            continue
+        chosen.append(fixed)
+        if not auto:
+            served.add(subnet.ip_version)
+    if full - served:
+        raise errors.IpAddressGenerationFailure(net_id=network.id)
+    return chosen
+
+
+def _subnet_of(tx: Tx, network: Network, subnets: Sequence[Subnet], subnet_id: str) -> Subnet:
+    for subnet in subnets:
+        if subnet.id == subnet_id:
+            return subnet
+    if subnet_store.get(tx.conn, subnet_id) is None:
+        raise errors.SubnetNotFound(subnet_id=subnet_id)
+    raise errors.InvalidInput(
+        error_message=f"Failed to create port on network {network.id}, "
+        f"because fixed_ips included invalid subnet {subnet_id}"
+    )
+
+
+def _requested(tx: Tx, network: Network, port: Port, requested: list[dict[str, str]], owner: str) -> list[FixedIp]:
+    """Resolve a fixed_ips request; addresses the port already holds are kept."""
+    subnets = subnet_store.on_network(tx.conn, network.id)
+    if requested and not subnets:
+        raise errors.InvalidInput(error_message="IP allocation requires subnets for network")
+    chosen: list[FixedIp] = []
+    taken: set[str] = set()
+    for entry in requested:
+        if "ip_address" in entry:
+            address = ipam.canonical_ip(entry["ip_address"])
+            if "subnet_id" in entry:
+                subnet = _subnet_of(tx, network, subnets, entry["subnet_id"])
+                if not ipam.in_subnet(address, subnet):
+                    raise errors.InvalidIpForSubnet(ip_address=entry["ip_address"])
+            else:
+                found = [s for s in subnets if ipam.in_subnet(address, s)]
+                if not found:
+                    raise errors.InvalidIpForNetwork(ip_address=entry["ip_address"])
+                subnet = found[0]
+            fixed = _claim(tx, subnet, address, port.id)
+        elif "subnet_id" in entry:
+            subnet = _subnet_of(tx, network, subnets, entry["subnet_id"])
+            kept = [f for f in port.fixed_ips if f.subnet_id == subnet.id and f not in chosen]
+            picked = kept[0] if kept else _from_subnet(tx, subnet, port.id, port.mac_address, owner, taken)
+            if picked is None:
+                raise errors.IpAddressGenerationFailure(net_id=network.id)
+            fixed = picked
+        else:
+            raise errors.HTTPBadRequest(
+                f"Invalid input for fixed_ips. Reason: Invalid data format for fixed IP: '{entry}'."
+            )
+        chosen.append(fixed)
+        taken.add(fixed.ip_address)
+    return chosen
+
+
+def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> Port:
+    explicit = set(body) if isinstance(body, dict) else set()
+    values = prepare_create(port_spec(limits.max_allowed_address_pairs), body, ctx.project_id, ctx.is_admin)
+    network = networks.get(tx, ctx, values["network_id"])
+    policy.check_port_write(ctx, network, "create_port", values, explicit)
+    owner = values["device_owner"]
+    enabled = port_security.resolve_on_create(values["port_security_enabled"], owner, network.port_security_enabled)
+    groups = [] if values["security_groups"] is NOT_SPECIFIED else values["security_groups"]
+    port_security.check_create(enabled, values["allowed_address_pairs"], groups)
+    if groups:  # security groups are not built yet: no id can exist
+        raise errors.SecurityGroupNotFound(id=groups[0])
+    mac = _choose_mac(tx, network.id, values["mac_address"])
+    port = Port(
+        id=new_id(),
+        network_id=network.id,
+        project_id=values["project_id"],
+        name=values["name"],
+        mac_address=mac,
+        admin_state_up=values["admin_state_up"],
+        status="DOWN",
+        device_id=values["device_id"],
+        device_owner=owner,
+        port_security_enabled=enabled,
+        host_id=values["binding:host_id"],
+        vnic_type=values["binding:vnic_type"],
+        description=values["description"],
+        revision_number=1,
+        created_at=tx.now,
+        updated_at=tx.now,
+        allowed_address_pairs=sorted_pairs(with_port_mac(values["allowed_address_pairs"], mac)),
+    )
+    requested = values["fixed_ips"]
+    if requested is NOT_SPECIFIED or requested is None:
+        fixed_ips = _automatic(tx, network, port.id, mac, owner)
+    else:
+        fixed_ips = _requested(tx, network, port, requested, owner)
+    port = replace(
+        port, fixed_ips=sorted_fixed_ips(fixed_ips), ip_allocation="none" if requested == [] else "immediate"
+    )
+    store.insert(tx.conn, port)
+    tx.record("port", port.id, port.project_id, port.revision_number, "create")
+    return port
+
+
+def get(tx: Tx, ctx: Context, port_id: str, for_update: bool = False) -> Port:
+    port = store.get(tx.conn, port_id, for_update=for_update)
+    if port is None or not policy.can_see_port(ctx, port):
+        raise errors.PortNotFound(port_id=port_id)
+    return port
+
+
+def list_(
+    tx: Tx,
+    ctx: Context,
+    filters: Mapping[str, Sequence[Any]] | None = None,
+    sort: Sequence[tuple[str, bool]] = (),
+    limit: int | None = None,
+    marker: str | None = None,
+    reverse: bool = False,
+) -> list[Port]:
+    filters = dict(filters or {})
+    fixed_ip_filters = _fixed_ip_filters(filters.pop("fixed_ips", []))
+    if "mac_address" in filters:
+        filters["mac_address"] = [_normalized_or_same(m) for m in filters["mac_address"]]
+    if marker:
+        get(tx, ctx, marker)
+    query = list_query(filters, COLUMNS, sort, limit, marker, reverse)
+    return store.list_(tx.conn, query, store.visible(scope(ctx.project_id, ctx.is_admin)), fixed_ip_filters)
+
+
+def _normalized_or_same(mac: str) -> str:
+    try:
+        return normalize_mac(mac)
+    except Exception:  # not a MAC: matches nothing, as in Neutron
+        return mac
+
+
+def _fixed_ip_filters(entries: Sequence[Any]) -> dict[str, list[str]]:
+    """``fixed_ips=ip_address=X`` strings (API) or ``{"ip_address": X}`` dicts (CLI)."""
+    found: dict[str, list[str]] = {}
+    for entry in entries:
+        items = entry.items() if isinstance(entry, dict) else [str(entry).split("=", 1)]
+        for item in items:
+            if len(item) != 2 or item[0] not in ("ip_address", "subnet_id", "ip_address_substr"):
+                raise errors.HTTPBadRequest(f"Invalid input for fixed_ips. Reason: '{entry}' is not a valid filter.")
+            found.setdefault(item[0], []).append(item[1])
+    return found
+
+
+def update(
+    tx: Tx, ctx: Context, port_id: str, body: Any, if_revision: int | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Port:
+    explicit = set(body) if isinstance(body, dict) else set()
+    values = prepare_update(port_spec(limits.max_allowed_address_pairs), body)
+    old = get(tx, ctx, port_id, for_update=True)
+    network = network_store.get(tx.conn, old.network_id)
+    assert network is not None  # a port's network cannot go while the port exists
+    policy.check_port_write(ctx, network, "update_port", values, explicit)
+    check_revision(if_revision, old.revision_number)
+    enabled = values.get("port_security_enabled", old.port_security_enabled)
+    port_security.check_update(enabled, values, bool(old.allowed_address_pairs))
+    if values.get("security_groups"):
+        raise errors.SecurityGroupNotFound(id=values["security_groups"][0])
+    new = replace(
+        old, port_security_enabled=enabled, **{_UPDATABLE[k]: v for k, v in values.items() if k in _UPDATABLE}
+    )
+    if "mac_address" in values:
+        requested = values["mac_address"]
+        same = requested is not None and normalize_mac(requested) == old.mac_address
+        new = replace(new, mac_address=old.mac_address if same else _choose_mac(tx, old.network_id, requested))
+    if "fixed_ips" in values:
+        fixed = _requested(tx, network, new, values["fixed_ips"] or [], new.device_owner)
+        new = replace(new, fixed_ips=sorted_fixed_ips(fixed))
+    if "allowed_address_pairs" in values:
+        pairs = with_port_mac(values["allowed_address_pairs"], new.mac_address)
+        new = replace(new, allowed_address_pairs=sorted_pairs(pairs))
+    if new == old:
+        return old  # nothing changed: no revision bump, no change-log entry
+    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
+    store.update(tx.conn, old, new)
+    tx.record("port", new.id, new.project_id, new.revision_number, "update")
+    return new
+
+
+def delete(tx: Tx, ctx: Context, port_id: str, if_revision: int | None = None) -> None:
+    port = get(tx, ctx, port_id, for_update=True)
+    check_revision(if_revision, port.revision_number)
+    store.delete(tx.conn, port_id)
+    tx.record("port", port.id, port.project_id, port.revision_number, "delete")

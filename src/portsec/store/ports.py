@@ -1,0 +1,171 @@
+"""Port rows, their IP allocations and allowed address pairs <-> Port values."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from portsec.domain.model import AllowedPair, FixedIp, Port, sorted_fixed_ips, sorted_pairs
+from portsec.store.query import ListQuery, filter_clauses, paged
+from portsec.store.schema import allowed_address_pairs, ip_allocations, ports
+
+_CHILDREN = ("fixed_ips", "allowed_address_pairs", "security_groups")
+
+
+def _values(port: Port) -> dict[str, Any]:
+    values = asdict(port)
+    for key in _CHILDREN:
+        del values[key]
+    return values
+
+
+def insert(conn: Connection, port: Port) -> None:
+    conn.execute(ports.insert().values(**_values(port)))
+    _insert_ips(conn, port.id, port.fixed_ips)
+    _insert_pairs(conn, port.id, port.allowed_address_pairs)
+
+
+def insert_many(conn: Connection, batch: Sequence[Port]) -> None:
+    """Bulk create: three executemany statements whatever the number of ports."""
+    conn.execute(ports.insert(), [_values(p) for p in batch])
+    ips = [{"port_id": p.id, "subnet_id": f.subnet_id, "ip_address": f.ip_address} for p in batch for f in p.fixed_ips]
+    pairs = [
+        {"port_id": p.id, "mac_address": a.mac_address, "ip_address": a.ip_address}
+        for p in batch
+        for a in p.allowed_address_pairs
+    ]
+    if ips:
+        conn.execute(ip_allocations.insert(), ips)
+    if pairs:
+        conn.execute(allowed_address_pairs.insert(), pairs)
+
+
+def _insert_ips(conn: Connection, port_id: str, ips: Sequence[FixedIp]) -> None:
+    if ips:
+        rows = [{"port_id": port_id, "subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in ips]
+        conn.execute(ip_allocations.insert(), rows)
+
+
+def _insert_pairs(conn: Connection, port_id: str, pairs: Sequence[AllowedPair]) -> None:
+    if pairs:
+        rows = [{"port_id": port_id, "mac_address": p.mac_address, "ip_address": p.ip_address} for p in pairs]
+        conn.execute(allowed_address_pairs.insert(), rows)
+
+
+def _assemble(conn: Connection, rows: Sequence[sa.Row[Any]], where: Sequence[ColumnElement[bool]] = ()) -> list[Port]:
+    """Rows plus their children, in two more queries whatever the number of ports.
+
+    Children are selected by id for a few rows, and by the list's own conditions
+    for many (a superset when paged), so no statement carries thousands of ids.
+    """
+    if not rows:
+        return []
+    few = len(rows) <= 500 or not where
+    ids: Any = [r.id for r in rows] if few else sa.select(ports.c.id).where(*where)
+    ips: dict[str, list[FixedIp]] = defaultdict(list)
+    alloc = ip_allocations.c
+    for port_id, subnet_id, address in conn.execute(
+        sa.select(alloc.port_id, alloc.subnet_id, alloc.ip_address).where(alloc.port_id.in_(ids))
+    ):
+        ips[port_id].append(FixedIp(subnet_id, address))
+    pairs: dict[str, list[AllowedPair]] = defaultdict(list)
+    aap = allowed_address_pairs.c
+    for port_id, mac, address in conn.execute(
+        sa.select(aap.port_id, aap.mac_address, aap.ip_address).where(aap.port_id.in_(ids))
+    ):
+        pairs[port_id].append(AllowedPair(mac, address))
+    return [
+        Port(**r._mapping, fixed_ips=sorted_fixed_ips(ips[r.id]), allowed_address_pairs=sorted_pairs(pairs[r.id]))
+        for r in rows
+    ]
+
+
+def get(conn: Connection, port_id: str, for_update: bool = False) -> Port | None:
+    stmt = sa.select(ports).where(ports.c.id == port_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).one_or_none()
+    return None if row is None else _assemble(conn, [row])[0]
+
+
+def visible(project_id: str | None) -> ColumnElement[bool]:
+    return sa.true() if project_id is None else ports.c.project_id == project_id
+
+
+def list_(
+    conn: Connection,
+    query: ListQuery,
+    scope: ColumnElement[bool],
+    fixed_ip_filters: Mapping[str, Sequence[str]] | None = None,
+) -> list[Port]:
+    where = [scope, *filter_clauses(ports, query.filters)]
+    if fixed_ip_filters:
+        allocs = sa.select(ip_allocations.c.port_id)
+        if "ip_address" in fixed_ip_filters:
+            allocs = allocs.where(ip_allocations.c.ip_address.in_(list(fixed_ip_filters["ip_address"])))
+        if "subnet_id" in fixed_ip_filters:
+            allocs = allocs.where(ip_allocations.c.subnet_id.in_(list(fixed_ip_filters["subnet_id"])))
+        for substr in fixed_ip_filters.get("ip_address_substr", ()):
+            allocs = allocs.where(ip_allocations.c.ip_address.contains(substr, autoescape=True))
+        where.append(ports.c.id.in_(allocs))
+    marker = None
+    if query.marker:
+        marker = conn.execute(sa.select(ports).where(ports.c.id == query.marker)).one_or_none()
+    rows = list(conn.execute(paged(sa.select(ports).where(*where), ports, query, marker)))
+    if query.reverse and query.limit:
+        rows.reverse()
+    return _assemble(conn, rows, where)
+
+
+def update(conn: Connection, old: Port, new: Port) -> None:
+    """Write only what differs: the row's columns, changed allocations, the pair set."""
+    before = _values(old)
+    changed = {k: v for k, v in _values(new).items() if before[k] != v}
+    if changed:
+        conn.execute(ports.update().where(ports.c.id == old.id).values(**changed))
+    gone = set(old.fixed_ips) - set(new.fixed_ips)
+    for fixed in gone:
+        conn.execute(
+            ip_allocations.delete().where(
+                ip_allocations.c.subnet_id == fixed.subnet_id, ip_allocations.c.ip_address == fixed.ip_address
+            )
+        )
+    _insert_ips(conn, old.id, [f for f in new.fixed_ips if f not in set(old.fixed_ips)])
+    if set(old.allowed_address_pairs) != set(new.allowed_address_pairs):
+        conn.execute(allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == old.id))
+        _insert_pairs(conn, old.id, new.allowed_address_pairs)
+
+
+def delete(conn: Connection, port_id: str) -> None:
+    # Children go explicitly: SQLite only cascades with foreign_keys on.
+    conn.execute(ip_allocations.delete().where(ip_allocations.c.port_id == port_id))
+    conn.execute(allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == port_id))
+    conn.execute(ports.delete().where(ports.c.id == port_id))
+
+
+def mac_in_use(conn: Connection, network_id: str, mac: str) -> bool:
+    stmt = sa.select(ports.c.id).where(ports.c.network_id == network_id, ports.c.mac_address == mac)
+    return conn.execute(stmt.limit(1)).first() is not None
+
+
+def ip_owner(conn: Connection, subnet_id: str, address: str) -> str | None:
+    stmt = sa.select(ip_allocations.c.port_id).where(
+        ip_allocations.c.subnet_id == subnet_id, ip_allocations.c.ip_address == address
+    )
+    return conn.execute(stmt).scalar_one_or_none()
+
+
+def used_ips(conn: Connection, subnet_id: str) -> set[str]:
+    stmt = sa.select(ip_allocations.c.ip_address).where(ip_allocations.c.subnet_id == subnet_id)
+    return set(conn.scalars(stmt))
+
+
+def on_network(conn: Connection, network_id: str) -> int:
+    stmt = sa.select(sa.func.count()).select_from(ports).where(ports.c.network_id == network_id)
+    return int(conn.execute(stmt).scalar_one())

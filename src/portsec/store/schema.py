@@ -1,0 +1,114 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations create exactly these)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = 36
+NAME = 255
+ADDRESS = 64  # an IPv6 CIDR written out in full fits with room to spare
+
+
+def _standard() -> list[Column]:  # type: ignore[type-arg]
+    return [
+        Column("project_id", String(NAME), nullable=False, index=True),
+        Column("name", String(NAME), nullable=False),
+        Column("description", String(NAME), nullable=False),
+        Column("revision_number", BigInteger, nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+    ]
+
+
+networks = Table(
+    "networks",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    *_standard(),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("shared", Boolean, nullable=False),
+    Column("port_security_enabled", Boolean, nullable=False),
+    Column("mtu", Integer, nullable=False),
+)
+
+subnets = Table(
+    "subnets",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("network_id", String(ID), ForeignKey("networks.id"), nullable=False, index=True),
+    *_standard(),
+    Column("ip_version", Integer, nullable=False),
+    Column("cidr", String(ADDRESS), nullable=False),
+    Column("gateway_ip", String(ADDRESS)),
+    Column("allocation_pools", JSON, nullable=False),
+    Column("enable_dhcp", Boolean, nullable=False),
+    Column("dns_nameservers", JSON, nullable=False),
+    Column("host_routes", JSON, nullable=False),
+    Column("ipv6_ra_mode", String(16)),
+    Column("ipv6_address_mode", String(16)),
+)
+
+ports = Table(
+    "ports",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("network_id", String(ID), ForeignKey("networks.id"), nullable=False),
+    *_standard(),
+    Column("mac_address", String(32), nullable=False),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("device_id", String(NAME), nullable=False),
+    Column("device_owner", String(NAME), nullable=False),
+    Column("port_security_enabled", Boolean, nullable=False),
+    Column("host_id", String(NAME), nullable=False),
+    Column("vnic_type", String(64), nullable=False),
+    Column("ip_allocation", String(16), nullable=False),
+    UniqueConstraint("network_id", "mac_address", name="uniq_ports_network_mac"),
+    Index("ix_ports_name", "name"),
+)
+
+ip_allocations = Table(
+    "ip_allocations",
+    metadata,
+    Column("subnet_id", String(ID), ForeignKey("subnets.id"), primary_key=True),
+    Column("ip_address", String(ADDRESS), primary_key=True),
+    Column("port_id", String(ID), ForeignKey("ports.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+allowed_address_pairs = Table(
+    "allowed_address_pairs",
+    metadata,
+    Column("port_id", String(ID), ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    Column("mac_address", String(32), primary_key=True),
+    Column("ip_address", String(ADDRESS), primary_key=True),
+)
+
+# The change log: one row per resource change, numbered in commit order, so the
+# data plane can follow "everything after seq N" without missing a change.
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("resource", String(16), nullable=False),
+    Column("resource_id", String(ID), nullable=False),
+    Column("project_id", String(NAME), nullable=False),
+    Column("revision_number", BigInteger, nullable=False),
+    Column("operation", String(8), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
