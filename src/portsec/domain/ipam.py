@@ -69,12 +69,12 @@ def check_pools(cidr: str, pools: Sequence[AllocationPool], gateway_ip: str | No
     bounds = _usable_range(net) or (int(net.network_address), int(net.broadcast_address))
     spans: list[tuple[int, int, AllocationPool]] = []
     for pool in pools:
-        start, end = ipaddress.ip_address(pool.start), ipaddress.ip_address(pool.end)
-        if start.version != net.version or end.version != net.version or start > end:
+        first, last = ipaddress.ip_address(pool.start), ipaddress.ip_address(pool.end)
+        if first.version != net.version or last.version != net.version or int(first) > int(last):
             raise errors.InvalidAllocationPool(pool=_pool_text(pool))
-        if int(start) < bounds[0] or int(end) > bounds[1]:
+        if int(first) < bounds[0] or int(last) > bounds[1]:
             raise errors.OutOfBoundsAllocationPool(pool=_pool_text(pool), subnet_cidr=cidr)
-        spans.append((int(start), int(end), pool))
+        spans.append((int(first), int(last), pool))
     spans.sort(key=lambda s: s[0])
     for (_, end_a, pool_a), (start_b, _, pool_b) in itertools.pairwise(spans):
         if start_b <= end_a:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from collections.abc import Iterator
@@ -111,6 +112,7 @@ class Database:
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is there already."""
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # "Running upgrade" is noise in CLI output
         head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()  # type: ignore[arg-type]
         with self.engine.connect() as conn:
             if MigrationContext.configure(conn).get_current_revision() == head:

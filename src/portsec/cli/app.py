@@ -1,0 +1,106 @@
+"""The `portsec` command: cliff application, global options and the command table."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cliff.app import App
+from cliff.command import Command
+from cliff.commandmanager import CommandManager
+
+from portsec import faults
+from portsec.cli import networks, ports, subnets
+from portsec.cli.find import CommandError
+from portsec.domain.errors import NeutronError
+from portsec.domain.model import DEFAULT_PROJECT_ID, Context
+from portsec.domain.pairs import DEFAULT_MAX_PAIRS
+from portsec.service.common import Limits
+from portsec.store.database import ENV_URL, Database, default_url
+
+COMMANDS: dict[str, type[Command]] = {
+    "network create": networks.CreateNetwork,
+    "network list": networks.ListNetwork,
+    "network show": networks.ShowNetwork,
+    "network set": networks.SetNetwork,
+    "network delete": networks.DeleteNetwork,
+    "subnet create": subnets.CreateSubnet,
+    "subnet list": subnets.ListSubnet,
+    "subnet show": subnets.ShowSubnet,
+    "subnet delete": subnets.DeleteSubnet,
+    "port create": ports.CreatePort,
+    "port list": ports.ListPort,
+    "port show": ports.ShowPort,
+    "port set": ports.SetPort,
+    "port unset": ports.UnsetPort,
+    "port delete": ports.DeletePort,
+    "port-update": ports.LegacyPortUpdate,
+}
+
+
+class PortsecApp(App):
+    def __init__(self) -> None:
+        manager = CommandManager("portsec.cli", convert_underscores=False)
+        for name, command in COMMANDS.items():
+            manager.add_command(name, command)
+        super().__init__(
+            description=(
+                "Port security for virtual networks: Neutron's networks, subnets and ports with allowed "
+                f"address pairs. Embedded database: {default_url()} (override with --database-url or "
+                f"{ENV_URL})."
+            ),
+            version="0.1.0",
+            command_manager=manager,
+            deferred_help=True,
+        )
+        self._client: Any = None
+
+    def build_option_parser(self, description: str | None, version: str | None, argparse_kwargs: Any = None) -> Any:
+        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.add_argument(
+            "--database-url", metavar="<url>", default=os.environ.get(ENV_URL),
+            help=f"SQLAlchemy URL of the database (default: {default_url()}; env {ENV_URL})",
+        )  # fmt: skip
+        parser.add_argument(
+            "--project-id", metavar="<project>", default=os.environ.get("PORTSEC_PROJECT_ID", DEFAULT_PROJECT_ID),
+            help="Project that new resources belong to in embedded mode (env PORTSEC_PROJECT_ID)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--max-allowed-address-pairs", metavar="<n>", type=int,
+            default=int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", DEFAULT_MAX_PAIRS)),
+            help=f"Most pairs a port may have (default {DEFAULT_MAX_PAIRS}; env PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS)",
+        )  # fmt: skip
+        return parser
+
+    @property
+    def client(self) -> Any:
+        """Opened on first use, so `--help` works without a database."""
+        if self._client is None:
+            from portsec.client.embedded import EmbeddedClient
+
+            db = Database(self.options.database_url)
+            db.migrate()
+            limits = Limits(max_allowed_address_pairs=self.options.max_allowed_address_pairs)
+            self._client = EmbeddedClient(db, Context.admin(self.options.project_id), limits)
+        return self._client
+
+    def prepare_to_run_command(self, cmd: Command) -> None:
+        take_action = cmd.take_action
+
+        def guarded(parsed_args: Any) -> Any:
+            try:
+                return take_action(parsed_args)
+            except NeutronError as err:
+                raise CommandError(faults.cli_message(err)) from err
+
+        cmd.take_action = guarded  # type: ignore[method-assign]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return PortsecApp().run(list(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
