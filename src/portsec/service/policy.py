@@ -56,7 +56,8 @@ def check_port_write(
     refused = [a for a in ADMIN_ONLY_PORT_ATTRS if a in explicit and values.get(a)]
     if not owner:
         refused += [a for a in NETWORK_OWNER_PORT_ATTRS if a in explicit]
-        if any("ip_address" in f for f in values.get("fixed_ips") or [] if isinstance(f, dict)):
+        fixed_ips = values.get("fixed_ips")
+        if isinstance(fixed_ips, list) and any(isinstance(f, dict) and "ip_address" in f for f in fixed_ips):
             refused.append("fixed_ips:ip_address")
     if str(values.get("device_owner", "")).startswith(TRUSTED_OWNER_PREFIX) and not owner:
         refused.append("device_owner")
