@@ -149,10 +149,12 @@ NETWORK_LIST_LONG = (
 SUBNET_LIST = (("ID", "id", None), ("Name", "name", None), ("Network", "network_id", None), ("Subnet", "cidr", None))
 
 
+# What openstacksdk shows for these when the server does not return them.
+SDK_DEFAULTS = {"port_security_enabled": False, "hints": ""}
+
+
 def _cell(item: Mapping[str, Any], key: str, formatter: type[c.FormattableColumn[Any]] | None) -> Any:
-    value = item.get(key)
-    if key == "port_security_enabled" and value is None:
-        value = False  # the SDK's default for an absent attribute
+    value = item.get(key, SDK_DEFAULTS.get(key))
     return formatter(value) if formatter is not None else value
 
 
