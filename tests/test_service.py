@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from portsec.domain import errors
 from portsec.domain.model import AllowedPair, Context
 from portsec.service import networks, ports, subnets, views
-from portsec.service.common import Limits
+from portsec.service.common import Limits, Listing
 from portsec.store.database import Database
 from portsec.store.schema import changes
 from tests.conftest import dump
@@ -188,11 +188,14 @@ def test_list_filters_and_pages(db, admin):
     net, _ = _setup(db, admin)
     made = [_port(db, admin, {"network_id": net.id, "name": f"p{i}"}) for i in range(5)]
     with db.transaction(write=False) as tx:
-        assert [p.name for p in ports.list_(tx, admin, {"name": ["p1", "p3"]}, sort=[("name", True)])] == ["p1", "p3"]
+        assert [p.name for p in ports.list_(tx, admin, Listing({"name": ["p1", "p3"]}, sort=[("name", True)]))] == [
+            "p1",
+            "p3",
+        ]
         ip = made[2].fixed_ips[0].ip_address
-        assert [p.id for p in ports.list_(tx, admin, {"fixed_ips": [f"ip_address={ip}"]})] == [made[2].id]
-        first = ports.list_(tx, admin, sort=[("name", False)], limit=2)
-        second = ports.list_(tx, admin, sort=[("name", False)], limit=2, marker=first[-1].id)
+        assert [p.id for p in ports.list_(tx, admin, Listing({"fixed_ips": [f"ip_address={ip}"]}))] == [made[2].id]
+        first = ports.list_(tx, admin, Listing(sort=[("name", False)], limit=2))
+        second = ports.list_(tx, admin, Listing(sort=[("name", False)], limit=2, marker=first[-1].id))
         assert [p.name for p in first + second] == ["p4", "p3", "p2", "p1"]
 
 

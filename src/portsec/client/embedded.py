@@ -12,7 +12,7 @@ from typing import Any
 
 from portsec.domain.model import Context
 from portsec.service import networks, ports, subnets, views
-from portsec.service.common import Limits
+from portsec.service.common import Limits, Listing
 from portsec.store.database import Database
 
 
@@ -51,7 +51,7 @@ class EmbeddedClient:
     def list(self, resource: str, filters: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
         r = _RESOURCES[resource]
         with self.db.transaction(write=False) as tx:
-            return [r.view(item, self.ctx) for item in r.service.list_(tx, self.ctx, filters or {})]
+            return [r.view(item, self.ctx) for item in r.service.list_(tx, self.ctx, Listing(filters=filters or {}))]
 
     def update(self, resource: str, resource_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         r = _RESOURCES[resource]

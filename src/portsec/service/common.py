@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from portsec.domain import attributes, errors
@@ -38,15 +38,25 @@ _BOOLEAN_FILTERS = frozenset({"admin_state_up", "shared", "port_security_enabled
 _INT_FILTERS = frozenset({"revision_number", "ip_version", "mtu"})
 
 
-def list_query(
-    filters: Mapping[str, Sequence[Any]],
-    columns: Mapping[str, str],
-    sort: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    marker: str | None = None,
-    reverse: bool = False,
-) -> ListQuery:
-    """Neutron attribute filters -> typed column filters (``tenant_id`` is ``project_id``)."""
+@dataclass(frozen=True)
+class Listing:
+    """A list request in Neutron's terms: attribute filters, sort keys, a page."""
+
+    filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    sort: Sequence[tuple[str, bool]] = ()  # (attribute, ascending)
+    limit: int | None = None
+    marker: str | None = None
+    reverse: bool = False
+
+
+ALL = Listing()
+
+
+def list_query(listing: Listing, filters: Mapping[str, Sequence[Any]], columns: Mapping[str, str]) -> ListQuery:
+    """Neutron attribute filters -> typed column filters (``tenant_id`` is ``project_id``).
+
+    ``filters`` is the part of the listing's filters left for plain columns.
+    """
     typed: dict[str, list[Any]] = {}
     for key, values in filters.items():
         name = "project_id" if key == "tenant_id" else key
@@ -57,5 +67,5 @@ def list_query(
             typed[column] = [attributes.to_int(v) for v in values]
         else:
             typed.setdefault(column, []).extend(values)
-    sort_columns = [(columns.get(k, "project_id" if k == "tenant_id" else k), asc) for k, asc in sort]
-    return ListQuery(filters=typed, sort=sort_columns, limit=limit, marker=marker, reverse=reverse)
+    sort = [(columns.get(k, "project_id" if k == "tenant_id" else k), asc) for k, asc in listing.sort]
+    return ListQuery(filters=typed, sort=sort, limit=listing.limit, marker=listing.marker, reverse=listing.reverse)

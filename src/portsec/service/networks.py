@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +11,7 @@ from portsec.domain.attributes import prepare_create, prepare_update
 from portsec.domain.model import Context, Network
 from portsec.domain.resources import NETWORK
 from portsec.service import policy
-from portsec.service.common import check_revision, list_query, new_id, scope
+from portsec.service.common import ALL, Listing, check_revision, list_query, new_id, scope
 from portsec.store import networks as store
 from portsec.store import ports as port_store
 from portsec.store import subnets as subnet_store
@@ -51,20 +51,12 @@ def get(tx: Tx, ctx: Context, network_id: str, for_update: bool = False) -> Netw
     return network
 
 
-def list_(
-    tx: Tx,
-    ctx: Context,
-    filters: Mapping[str, Sequence[Any]] | None = None,
-    sort: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    marker: str | None = None,
-    reverse: bool = False,
-) -> list[Network]:
-    filters = dict(filters or {})
+def list_(tx: Tx, ctx: Context, listing: Listing = ALL) -> list[Network]:
+    filters = dict(listing.filters)
     subnet_filter = filters.pop("subnets", None)
-    if marker:
-        get(tx, ctx, marker)
-    query = list_query(filters, COLUMNS, sort, limit, marker, reverse)
+    if listing.marker:
+        get(tx, ctx, listing.marker)
+    query = list_query(listing, filters, COLUMNS)
     visible = store.visible(scope(ctx.project_id, ctx.is_admin))
     return store.list_(tx.conn, query, visible, subnet_filter)
 

@@ -14,7 +14,7 @@ from portsec.domain.model import Context, FixedIp, Network, Port, Subnet, sorted
 from portsec.domain.pairs import with_port_mac
 from portsec.domain.resources import port_spec
 from portsec.service import networks, policy
-from portsec.service.common import Limits, check_revision, list_query, new_id, scope
+from portsec.service.common import ALL, Limits, Listing, check_revision, list_query, new_id, scope
 from portsec.store import networks as network_store
 from portsec.store import ports as store
 from portsec.store import subnets as subnet_store
@@ -196,22 +196,14 @@ def get(tx: Tx, ctx: Context, port_id: str, for_update: bool = False) -> Port:
     return port
 
 
-def list_(
-    tx: Tx,
-    ctx: Context,
-    filters: Mapping[str, Sequence[Any]] | None = None,
-    sort: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    marker: str | None = None,
-    reverse: bool = False,
-) -> list[Port]:
-    filters = dict(filters or {})
+def list_(tx: Tx, ctx: Context, listing: Listing = ALL) -> list[Port]:
+    filters = dict(listing.filters)
     fixed_ip_filters = _fixed_ip_filters(filters.pop("fixed_ips", []))
     if "mac_address" in filters:
         filters["mac_address"] = [_normalized_or_same(m) for m in filters["mac_address"]]
-    if marker:
-        get(tx, ctx, marker)
-    query = list_query(filters, COLUMNS, sort, limit, marker, reverse)
+    if listing.marker:
+        get(tx, ctx, listing.marker)
+    query = list_query(listing, filters, COLUMNS)
     return store.list_(tx.conn, query, store.visible(scope(ctx.project_id, ctx.is_admin)), fixed_ip_filters)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from portsec.domain import errors, ipam
@@ -11,7 +11,7 @@ from portsec.domain.attributes import NOT_SPECIFIED, prepare_create
 from portsec.domain.model import AllocationPool, Context, Subnet
 from portsec.domain.resources import SUBNET
 from portsec.service import networks, policy
-from portsec.service.common import check_revision, list_query, new_id, scope
+from portsec.service.common import ALL, Listing, check_revision, list_query, new_id, scope
 from portsec.store import networks as network_store
 from portsec.store import subnets as store
 from portsec.store.database import Tx
@@ -86,18 +86,10 @@ def get(tx: Tx, ctx: Context, subnet_id: str) -> Subnet:
     return subnet
 
 
-def list_(
-    tx: Tx,
-    ctx: Context,
-    filters: Mapping[str, Sequence[Any]] | None = None,
-    sort: Sequence[tuple[str, bool]] = (),
-    limit: int | None = None,
-    marker: str | None = None,
-    reverse: bool = False,
-) -> list[Subnet]:
-    if marker:
-        get(tx, ctx, marker)
-    query = list_query(filters or {}, COLUMNS, sort, limit, marker, reverse)
+def list_(tx: Tx, ctx: Context, listing: Listing = ALL) -> list[Subnet]:
+    if listing.marker:
+        get(tx, ctx, listing.marker)
+    query = list_query(listing, listing.filters, COLUMNS)
     return store.list_(tx.conn, query, store.visible(scope(ctx.project_id, ctx.is_admin)))
 
 

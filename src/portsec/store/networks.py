@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from portsec.domain.model import Network
-from portsec.store.query import ListQuery, filter_clauses, paged
+from portsec.store.query import ListQuery, fetch_page, filter_clauses
 from portsec.store.schema import networks, subnets
 
 
@@ -55,15 +55,10 @@ def visible(project_id: str | None) -> ColumnElement[bool]:
 def list_(
     conn: Connection, query: ListQuery, scope: ColumnElement[bool], subnet_filter: Sequence[str] | None = None
 ) -> list[Network]:
-    marker = None
-    if query.marker:
-        marker = conn.execute(sa.select(networks).where(networks.c.id == query.marker)).one_or_none()
     stmt = sa.select(networks).where(scope, *filter_clauses(networks, query.filters))
     if subnet_filter is not None:
         stmt = stmt.where(networks.c.id.in_(sa.select(subnets.c.network_id).where(subnets.c.id.in_(subnet_filter))))
-    rows = list(conn.execute(paged(stmt, networks, query, marker)))
-    if query.reverse and query.limit:
-        rows.reverse()
+    rows = fetch_page(conn, stmt, networks, query)
     ids = _subnet_ids(conn, subnets.c.network_id.in_([r.id for r in rows])) if rows else {}
     return [Network(**r._mapping, subnet_ids=tuple(ids[r.id])) for r in rows]
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from portsec.domain.model import AllowedPair, FixedIp, Port, sorted_fixed_ips, sorted_pairs
-from portsec.store.query import ListQuery, filter_clauses, paged
+from portsec.store.query import ListQuery, fetch_page, filter_clauses
 from portsec.store.schema import allowed_address_pairs, ip_allocations, ports
 
 _CHILDREN = ("fixed_ips", "allowed_address_pairs", "security_groups")
@@ -114,12 +114,7 @@ def list_(
         for substr in fixed_ip_filters.get("ip_address_substr", ()):
             allocs = allocs.where(ip_allocations.c.ip_address.contains(substr, autoescape=True))
         where.append(ports.c.id.in_(allocs))
-    marker = None
-    if query.marker:
-        marker = conn.execute(sa.select(ports).where(ports.c.id == query.marker)).one_or_none()
-    rows = list(conn.execute(paged(sa.select(ports).where(*where), ports, query, marker)))
-    if query.reverse and query.limit:
-        rows.reverse()
+    rows = fetch_page(conn, sa.select(ports).where(*where), ports, query)
     return _assemble(conn, rows, where)
 
 

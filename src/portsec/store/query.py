@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -44,7 +45,18 @@ def _after(keys: list[tuple[sa.Column[Any], bool]], marker: sa.Row[Any], backwar
     return sa.or_(*ors)
 
 
-def paged(stmt: sa.Select[Any], table: sa.Table, query: ListQuery, marker: sa.Row[Any] | None) -> sa.Select[Any]:
+def fetch_page(conn: Connection, stmt: sa.Select[Any], table: sa.Table, query: ListQuery) -> list[sa.Row[Any]]:
+    """The rows of one page, in forward order even when paging backwards."""
+    marker = None
+    if query.marker:
+        marker = conn.execute(sa.select(table).where(table.c.id == query.marker)).one_or_none()
+    rows = list(conn.execute(_paged(stmt, table, query, marker)))
+    if query.reverse and query.limit:
+        rows.reverse()
+    return rows
+
+
+def _paged(stmt: sa.Select[Any], table: sa.Table, query: ListQuery, marker: sa.Row[Any] | None) -> sa.Select[Any]:
     keys = _order(table, query)
     backwards = query.reverse and bool(query.limit)
     if marker is not None and query.limit:

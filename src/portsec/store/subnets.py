@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from portsec.domain.model import AllocationPool, Subnet
-from portsec.store.query import ListQuery, filter_clauses, paged
+from portsec.store.query import ListQuery, fetch_page, filter_clauses
 from portsec.store.schema import ip_allocations, networks, subnets
 
 
@@ -54,13 +54,8 @@ def visible(project_id: str | None) -> ColumnElement[bool]:
 
 
 def list_(conn: Connection, query: ListQuery, scope: ColumnElement[bool]) -> list[Subnet]:
-    marker = None
-    if query.marker:
-        marker = conn.execute(sa.select(subnets).where(subnets.c.id == query.marker)).one_or_none()
     stmt = sa.select(subnets).where(scope, *filter_clauses(subnets, query.filters))
-    rows = list(conn.execute(paged(stmt, subnets, query, marker)))
-    if query.reverse and query.limit:
-        rows.reverse()
+    rows = fetch_page(conn, stmt, subnets, query)
     return [_subnet(r) for r in rows]
 
 
