@@ -12,7 +12,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import networks, ports, subnets
+from portsec.cli import networks, ports, serve, subnets
 from portsec.cli.find import CommandError
 from portsec.domain.errors import NeutronError
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
@@ -37,6 +37,7 @@ COMMANDS: dict[str, type[Command]] = {
     "port unset": ports.UnsetPort,
     "port delete": ports.DeletePort,
     "port-update": ports.LegacyPortUpdate,
+    "serve": serve.Serve,
 }
 
 
@@ -64,6 +65,11 @@ class PortsecApp(App):
             help=f"SQLAlchemy URL of the database (default: {default_url()}; env {ENV_URL})",
         )  # fmt: skip
         parser.add_argument(
+            "--endpoint", metavar="<url>", default=os.environ.get("PORTSEC_ENDPOINT"),
+            help="Talk to a portsec (or any Neutron) API at this URL instead of the embedded database "
+            "(env PORTSEC_ENDPOINT)",
+        )  # fmt: skip
+        parser.add_argument(
             "--project-id", metavar="<project>", default=os.environ.get("PORTSEC_PROJECT_ID", DEFAULT_PROJECT_ID),
             help="Project that new resources belong to in embedded mode (env PORTSEC_PROJECT_ID)",
         )  # fmt: skip
@@ -77,6 +83,13 @@ class PortsecApp(App):
     @property
     def client(self) -> Any:
         """Opened on first use, so `--help` works without a database."""
+        if self._client is None and self.options.endpoint:
+            from portsec.client.http import HTTPClient
+
+            # noauth servers take the caller's project from this header; without it, admin.
+            project = self.options.project_id
+            headers = {"X-Project-Id": project} if project != DEFAULT_PROJECT_ID else {}
+            self._client = HTTPClient(self.options.endpoint, headers)
         if self._client is None:
             from portsec.client.embedded import EmbeddedClient
 

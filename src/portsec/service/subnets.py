@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from portsec.domain import errors, ipam
-from portsec.domain.attributes import NOT_SPECIFIED, prepare_create
+from portsec.domain.attributes import NOT_SPECIFIED, prepare_create, prepare_update
 from portsec.domain.model import AllocationPool, Context, Subnet
 from portsec.domain.resources import SUBNET
 from portsec.service import networks, policy
@@ -104,3 +105,40 @@ def delete(tx: Tx, ctx: Context, subnet_id: str, if_revision: int | None = None)
     tx.record("subnet", subnet.id, subnet.project_id, subnet.revision_number, "delete")
     bumped = network_store.touch(tx.conn, network, tx.now)
     tx.record("network", bumped.id, bumped.project_id, bumped.revision_number, "update")
+
+
+def update(tx: Tx, ctx: Context, subnet_id: str, body: Any, if_revision: int | None = None) -> Subnet:
+    values = prepare_update(SUBNET, body)
+    old = get(tx, ctx, subnet_id)
+    network = networks.get(tx, ctx, old.network_id, for_update=True)
+    policy.check_network_owner(ctx, network, "update_subnet", {})
+    check_revision(if_revision, old.revision_number)
+    gateway = values.get("gateway_ip", old.gateway_ip)
+    gateway = None if gateway is None else ipam.canonical_ip(gateway)
+    ipam.check_gateway(old.cidr, gateway)
+    pools = old.allocation_pools
+    if "allocation_pools" in values:
+        given = values["allocation_pools"]
+        pools = tuple(AllocationPool(ipam.canonical_ip(p["start"]), ipam.canonical_ip(p["end"])) for p in given)
+    if "allocation_pools" in values or "gateway_ip" in values:
+        ipam.check_pools(old.cidr, pools, gateway)
+    new = replace(
+        old,
+        name=values.get("name", old.name),
+        description=values.get("description", old.description),
+        gateway_ip=gateway,
+        allocation_pools=pools,
+        enable_dhcp=values.get("enable_dhcp", old.enable_dhcp),
+        dns_nameservers=tuple(values.get("dns_nameservers", old.dns_nameservers)),
+        host_routes=tuple((r["destination"], r["nexthop"]) for r in values["host_routes"])
+        if "host_routes" in values
+        else old.host_routes,
+    )
+    if new == old:
+        return old
+    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
+    store.update(tx.conn, old, new)
+    tx.record("subnet", new.id, new.project_id, new.revision_number, "update")
+    bumped = network_store.touch(tx.conn, network, tx.now)
+    tx.record("network", bumped.id, bumped.project_id, bumped.revision_number, "update")
+    return new

@@ -23,7 +23,8 @@ class ListQuery:
 
 
 def filter_clauses(table: sa.Table, filters: Mapping[str, Sequence[Any]]) -> list[ColumnElement[bool]]:
-    return [table.c[key].in_(list(values)) for key, values in filters.items() if key in table.c]
+    """A filter on something the table does not hold (say, security groups) matches nothing."""
+    return [table.c[key].in_(list(values)) if key in table.c else sa.false() for key, values in filters.items()]
 
 
 def _order(table: sa.Table, query: ListQuery) -> list[tuple[sa.Column[Any], bool]]:

@@ -1,0 +1,232 @@
+"""The Neutron v2.0 HTTP API: routes that map requests to service calls, errors to Neutron's body."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from portsec import faults
+from portsec.api import listing
+from portsec.api.auth import noauth_context
+from portsec.domain import errors
+from portsec.domain.model import Context
+from portsec.service import networks, ports, subnets, views
+from portsec.service.common import Limits
+from portsec.store.database import Database
+
+LOG = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024  # Neutron's max_request_body_size default is 114688; pairs x ports bulk needs more
+
+EXTENSIONS = [
+    ("port-security", "Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"),
+    ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"),
+    ("standard-attr-revisions", "Resource revision numbers",
+     "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00"),
+    ("revision-if-match", "If-Match constraints based on revision_number",
+     "Extension indicating that If-Match based on revision_number is supported.", "2016-12-11T00:00:00-00:00"),
+    ("standard-attr-timestamp", "Resource timestamps",
+     "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+     "2016-09-12T10:00:00-00:00"),
+    ("standard-attr-description", "standard-attr-description",
+     "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00"),
+    ("binding", "Port Binding", "Expose port bindings of a virtual port to external application",
+     "2014-02-03T10:00:00-00:00"),
+    ("port-mac-address-regenerate", "Neutron Port MAC address regenerate",
+     "Network port MAC address regenerate", "2018-05-03T10:00:00-00:00"),
+    ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.",
+     "2016-09-09T09:09:09-09:09"),
+    ("pagination", "Pagination support", "Extension that indicates that pagination is enabled.",
+     "2016-06-12T00:00:00-00:00"),
+    ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
+    ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.",
+     "2018-03-21T10:00:00-00:00"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Resource:
+    name: str
+    plural: str
+    service: Any
+    view: Callable[[Any, Context], dict[str, Any]]
+
+
+RESOURCES = [
+    _Resource("network", "networks", networks, lambda n, _ctx: views.network(n)),
+    _Resource("subnet", "subnets", subnets, lambda s, _ctx: views.subnet(s)),
+    _Resource("port", "ports", ports, views.port),
+]
+
+
+def _if_match(header: str | None) -> int | None:
+    """``If-Match: revision_number=N`` (quoted or not); weak and other tags are ignored."""
+    if not header:
+        return None
+    tags = [t.strip() for t in header.split(",")] if header.count('"') >= 2 else [header.strip()]
+    revisions = [t.strip('"') for t in tags if not t.startswith("W/") and t.strip('"').startswith("revision_number=")]
+    if len(revisions) > 1:
+        raise errors.BadRequest(resource="if-match", msg="Multiple revision_number etags are not supported.")
+    if not revisions:
+        return None
+    value = revisions[0].split("=", 1)[1]
+    if not re.fullmatch(r"\d+", value):
+        raise errors.BadRequest(
+            resource="if-match", msg="Revision number etag must be in the format of revision_number=<int>."
+        )
+    return int(value)
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise _TooLarge()
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise errors.HTTPBadRequest("Body contains invalid data") from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _project(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k in fields} if fields else item
+
+
+def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
+    limits = limits or Limits()
+    app = FastAPI(
+        title="portsec: Neutron v2.0 networks, subnets and ports",
+        version="2.0",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.exception_handler(errors.NeutronError)
+    async def neutron_error(_request: Request, err: errors.NeutronError) -> JSONResponse:
+        return JSONResponse(faults.body_of(err), status_code=faults.status_of(err))
+
+    @app.exception_handler(_TooLarge)
+    async def too_large(_request: Request, _err: Exception) -> JSONResponse:
+        body = {"NeutronError": {"type": "HTTPRequestEntityTooLarge", "message": "Request is too large.", "detail": ""}}
+        return JSONResponse(body, status_code=413)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+        LOG.exception("request failed", exc_info=err)
+        message = "Request Failed: internal server error while processing your request."
+        return JSONResponse(
+            {"NeutronError": {"type": "HTTPInternalServerError", "message": message, "detail": ""}}, 500
+        )
+
+    def extra(resource: _Resource) -> dict[str, Any]:
+        return {"limits": limits} if resource.name == "port" else {}
+
+    @app.get("/")
+    def versions(request: Request) -> dict[str, Any]:
+        href = str(request.base_url) + "v2.0/"
+        return {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}]}
+
+    @app.get("/v2.0/")
+    def resources(request: Request) -> dict[str, Any]:
+        base = str(request.base_url) + "v2.0/"
+        return {
+            "resources": [
+                {"name": r.name, "collection": r.plural, "links": [{"rel": "self", "href": base + r.plural}]}
+                for r in RESOURCES
+            ]
+        }
+
+    def extension(alias: str, name: str, description: str, updated: str) -> dict[str, Any]:
+        return {"alias": alias, "name": name, "description": description, "updated": updated, "links": []}
+
+    @app.get("/v2.0/extensions")
+    def list_extensions() -> dict[str, Any]:
+        return {"extensions": [extension(*e) for e in EXTENSIONS]}
+
+    @app.get("/v2.0/extensions/{alias}")
+    def show_extension(alias: str) -> Any:
+        for e in EXTENSIONS:
+            if e[0] == alias:
+                return {"extension": extension(*e)}
+        body = {"NeutronError": {"type": "HTTPNotFound", "message": f"Extension {alias} not found.", "detail": ""}}
+        return JSONResponse(body, status_code=404)
+
+    for resource in RESOURCES:
+        _routes(app, db, resource, extra(resource))
+    return app
+
+
+def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> None:
+    base = f"/v2.0/{r.plural}"
+
+    @app.get(base, name=f"list_{r.plural}")
+    def list_items(request: Request) -> Any:
+        ctx = noauth_context(request.headers)
+        items = request.query_params.multi_items()
+        query, fields = listing.parse(r.name, items)
+        with db.transaction(write=False) as tx:
+            found = [r.view(x, ctx) for x in r.service.list_(tx, ctx, query)]
+        body: dict[str, Any] = {r.plural: [_project(x, fields) for x in found]}
+        page_links = listing.links(r.plural, str(request.url.replace(query="")), items, query, found)
+        if page_links:
+            body[f"{r.plural}_links"] = page_links
+        return body
+
+    @app.get(base + "/{item_id}", name=f"show_{r.name}")
+    def show_item(item_id: str, request: Request) -> Any:
+        ctx = noauth_context(request.headers)
+        fields = request.query_params.getlist("fields")
+        with db.transaction(write=False) as tx:
+            return {r.name: _project(r.view(r.service.get(tx, ctx, item_id), ctx), fields)}
+
+    @app.post(base, status_code=201, name=f"create_{r.name}")
+    async def create_item(request: Request) -> Any:
+        ctx = noauth_context(request.headers)
+        body = await _body(request)
+        if isinstance(body, dict) and r.plural in body and isinstance(body[r.plural], list):
+            requests, bulk = body[r.plural], True
+        elif isinstance(body, dict) and r.name in body:
+            requests, bulk = [body[r.name]], False
+        else:
+            raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
+        with db.transaction() as tx:
+            made = [r.view(r.service.create(tx, ctx, item, **extra), ctx) for item in requests]
+        return {r.plural: made} if bulk else {r.name: made[0]}
+
+    @app.put(base + "/{item_id}", name=f"update_{r.name}")
+    async def update_item(item_id: str, request: Request) -> Any:
+        ctx = noauth_context(request.headers)
+        body = await _body(request)
+        if not isinstance(body, dict) or r.name not in body:
+            raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
+        revision = _if_match(request.headers.get("if-match"))
+        with db.transaction() as tx:
+            item = r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra)
+            return {r.name: r.view(item, ctx)}
+
+    @app.delete(base + "/{item_id}", status_code=204, name=f"delete_{r.name}")
+    async def delete_item(item_id: str, request: Request) -> Response:
+        ctx = noauth_context(request.headers)
+        if await request.body():
+            raise errors.HTTPBadRequest("Request body is not supported in DELETE.")
+        revision = _if_match(request.headers.get("if-match"))
+        with db.transaction() as tx:
+            r.service.delete(tx, ctx, item_id, if_revision=revision)
+        return Response(status_code=204)
+
+
+def from_environment() -> FastAPI:
+    """The app for `portsec serve` workers: configuration comes through the environment."""
+    db = Database(os.environ.get("PORTSEC_DATABASE_URL"))
+    limits = Limits(int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", "10")))
+    return create_app(db, limits)

@@ -1,0 +1,69 @@
+"""The client the CLI uses with --endpoint: the same calls, over the Neutron v2.0 API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from portsec.domain import errors
+
+PLURALS = {"network": "networks", "subnet": "subnets", "port": "ports"}
+_FAMILIES: dict[int, type[errors.NeutronError]] = {
+    400: errors.BadRequest,
+    403: errors.NotAuthorized,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    412: errors.PreconditionFailed,
+    503: errors.ServiceUnavailable,
+}
+
+
+class RemoteError(errors.NeutronError):
+    """An error a server answered: its message, classed by its status code's family."""
+
+    message = "%(msg)s"
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        fault = body.get("NeutronError") or next(iter(body.values()))
+        message = fault["message"]
+    except (ValueError, KeyError, StopIteration, AttributeError, TypeError):
+        message = response.text or response.reason_phrase
+    family = _FAMILIES.get(response.status_code, errors.NeutronError)
+    raise type(f"Remote{family.__name__}", (RemoteError, family), {})(msg=message)
+
+
+class HTTPClient:
+    def __init__(self, endpoint: str, headers: Mapping[str, str] | None = None, timeout: float = 30.0) -> None:
+        base = endpoint.rstrip("/")
+        base = base if base.endswith("/v2.0") else base + "/v2.0"
+        self.http = httpx.Client(base_url=base, headers=dict(headers or {}), timeout=timeout)
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        response = self.http.request(method, path, **kw)
+        _raise_for(response)
+        return response.json() if response.content else None
+
+    def create(self, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/{PLURALS[resource]}", json={resource: dict(body)})[resource]
+
+    def get(self, resource: str, resource_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/{PLURALS[resource]}/{resource_id}")[resource]
+
+    def list(self, resource: str, filters: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+        params = [
+            (k, str(v).lower() if isinstance(v, bool) else str(v)) for k, vs in (filters or {}).items() for v in vs
+        ]
+        return self._call("GET", f"/{PLURALS[resource]}", params=params)[PLURALS[resource]]
+
+    def update(self, resource: str, resource_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/{PLURALS[resource]}/{resource_id}", json={resource: dict(body)})[resource]
+
+    def delete(self, resource: str, resource_id: str) -> None:
+        self._call("DELETE", f"/{PLURALS[resource]}/{resource_id}")
