@@ -1,0 +1,52 @@
+"""A real `portsec serve` process on a free loopback port, stopped by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+PORTSEC = str(Path(sys.executable).with_name("portsec"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(database_url: str, workers: int = 1) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PORTSEC_DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers share its process group, so one signal ends them all
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                raise RuntimeError(f"portsec serve exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        else:
+            raise RuntimeError("portsec serve did not start")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
