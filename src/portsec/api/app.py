@@ -199,9 +199,9 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
             requests, bulk = [body[r.name]], False
         else:
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
-        with db.transaction() as tx:
-            made = [r.view(r.service.create(tx, ctx, item, **extra), ctx) for item in requests]
-        return {r.plural: made} if bulk else {r.name: made[0]}
+        made = db.run(lambda tx: [r.service.create(tx, ctx, item, **extra) for item in requests])
+        views = [r.view(item, ctx) for item in made]
+        return {r.plural: views} if bulk else {r.name: views[0]}
 
     @app.put(base + "/{item_id}", name=f"update_{r.name}")
     async def update_item(item_id: str, request: Request) -> Any:
@@ -210,9 +210,8 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
         if not isinstance(body, dict) or r.name not in body:
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
         revision = _if_match(request.headers.get("if-match"))
-        with db.transaction() as tx:
-            item = r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra)
-            return {r.name: r.view(item, ctx)}
+        item = db.run(lambda tx: r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra))
+        return {r.name: r.view(item, ctx)}
 
     @app.delete(base + "/{item_id}", status_code=204, name=f"delete_{r.name}")
     async def delete_item(item_id: str, request: Request) -> Response:
@@ -220,8 +219,7 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
         if await request.body():
             raise errors.HTTPBadRequest("Request body is not supported in DELETE.")
         revision = _if_match(request.headers.get("if-match"))
-        with db.transaction() as tx:
-            r.service.delete(tx, ctx, item_id, if_revision=revision)
+        db.run(lambda tx: r.service.delete(tx, ctx, item_id, if_revision=revision))
         return Response(status_code=204)
 
 

@@ -40,8 +40,8 @@ class EmbeddedClient:
 
     def create(self, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:
         r = _RESOURCES[resource]
-        with self.db.transaction() as tx:
-            return r.view(r.service.create(tx, self.ctx, dict(body), **self._extra(resource)), self.ctx)
+        made = self.db.run(lambda tx: r.service.create(tx, self.ctx, dict(body), **self._extra(resource)))
+        return r.view(made, self.ctx)
 
     def get(self, resource: str, resource_id: str) -> dict[str, Any]:
         r = _RESOURCES[resource]
@@ -55,9 +55,8 @@ class EmbeddedClient:
 
     def update(self, resource: str, resource_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         r = _RESOURCES[resource]
-        with self.db.transaction() as tx:
-            item = r.service.update(tx, self.ctx, resource_id, dict(body), **self._extra(resource))
-            return r.view(item, self.ctx)
+        item = self.db.run(lambda tx: r.service.update(tx, self.ctx, resource_id, dict(body), **self._extra(resource)))
+        return r.view(item, self.ctx)
 
     def delete(self, resource: str, resource_id: str) -> None:
         with self.db.transaction() as tx:

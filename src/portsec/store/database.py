@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 import sqlalchemy as sa
@@ -24,6 +25,8 @@ from portsec.store.schema import changes
 ENV_URL = "PORTSEC_DATABASE_URL"
 # Any constant works: it names the lock that orders change-log writers.
 CHANGE_LOG_LOCK = 0x706F7274
+RETRIES = 5
+T = TypeVar("T")
 
 
 def default_url() -> str:
@@ -129,8 +132,32 @@ class Database:
             yield tx
             _write_changes(tx)
 
+    def run(self, work: Callable[[Tx], T], write: bool = True) -> T:
+        """``work`` in one transaction, retried when a concurrent one won a race.
+
+        A unique value (MAC, IP) checked free can be taken by another writer
+        before this one commits; the retry checks again and then either
+        succeeds or reports the conflict in Neutron's terms. Deadlocks and
+        serialization failures are retried the same way.
+        """
+        for attempt in range(RETRIES):
+            try:
+                with self.transaction(write) as tx:
+                    return work(tx)
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as err:
+                if attempt == RETRIES - 1 or not _retryable(err):
+                    raise
+        raise AssertionError("unreachable")
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _retryable(err: sa.exc.DBAPIError) -> bool:
+    if isinstance(err, sa.exc.IntegrityError):
+        return True
+    state = getattr(err.orig, "sqlstate", None)  # psycopg: deadlock, serialization failure
+    return state in ("40P01", "40001") or "database is locked" in str(err.orig)
 
 
 def _write_changes(tx: Tx) -> None:
