@@ -1,0 +1,84 @@
+"""Port -> PortGuard: who a port may send as, the input of every data-plane backend (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from portsec.domain.addresses import IPNetwork, is_multicast_mac, link_local, normalize_mac, parse_network
+from portsec.domain.model import TRUSTED_OWNER_PREFIX, Port
+
+
+@dataclass(frozen=True, order=True)
+class Binding:
+    """One allowed (source MAC, source address or CIDR) of a port."""
+
+    mac: str
+    network: IPNetwork
+
+    @property
+    def version(self) -> int:
+        return self.network.version
+
+
+@dataclass(frozen=True)
+class PortGuard:
+    """What the data plane enforces for one port.
+
+    ``enforced`` is False for a port with port security off or a trusted
+    (``network:*``) port: everything it sends passes. Otherwise only the
+    ``bindings`` may be sent as; ``macs`` are their source MACs.
+    """
+
+    port_id: str
+    network_id: str
+    mac: str
+    enforced: bool
+    bindings: tuple[Binding, ...] = ()
+
+    @property
+    def macs(self) -> tuple[str, ...]:
+        return tuple(sorted({b.mac for b in self.bindings}))
+
+    def bindings_of(self, version: int) -> tuple[Binding, ...]:
+        return tuple(b for b in self.bindings if b.version == version)
+
+
+def guard_of(port: Port) -> PortGuard:
+    """The allowed bindings B of DESIGN.md §4: fixed IPs, pairs, and the link-local address of each MAC."""
+    return _guard(
+        port.id, port.network_id, port.mac_address, port.port_security_enabled and not port.trusted,
+        [f.ip_address for f in port.fixed_ips], [(p.mac_address, p.ip_address) for p in port.allowed_address_pairs],
+    )  # fmt: skip
+
+
+def guard_from_view(port: Mapping[str, Any]) -> PortGuard:
+    """The same, from a port as the API shows it (what a remote client holds)."""
+    return _guard(
+        port["id"], port["network_id"], port["mac_address"],
+        bool(port["port_security_enabled"]) and not str(port.get("device_owner") or "").startswith(
+            TRUSTED_OWNER_PREFIX),
+        [f["ip_address"] for f in port.get("fixed_ips") or ()],
+        [(p["mac_address"], p["ip_address"]) for p in port.get("allowed_address_pairs") or ()],
+    )  # fmt: skip
+
+
+def _guard(
+    port_id: str, network_id: str, mac: str, enforced: bool, fixed_ips: list[str], pairs: list[tuple[str, str]]
+) -> PortGuard:
+    mac = normalize_mac(mac)
+    if not enforced:
+        return PortGuard(port_id, network_id, mac, enforced=False)
+    found = {Binding(mac, ipaddress.ip_network(ip)) for ip in fixed_ips}
+    found |= {Binding(normalize_mac(m), parse_network(ip)) for m, ip in pairs}
+    for m in {mac} | {b.mac for b in found}:
+        found.add(Binding(m, ipaddress.ip_network(link_local(m))))
+    # A multicast source MAC is never a VM's own, whatever a pair says: fail closed.
+    found = {b for b in found if not is_multicast_mac(b.mac)}
+    return PortGuard(port_id, network_id, mac, enforced=True, bindings=tuple(sorted(found, key=_order)))
+
+
+def _order(b: Binding) -> tuple[str, int, int, int]:
+    return (b.mac, b.version, int(b.network.network_address), b.network.prefixlen)

@@ -1,0 +1,1 @@
+"""OpenFlow for br-int: flows as values, the pipeline, the compiler, the switch model and trace."""

@@ -1,0 +1,81 @@
+"""PortGuard -> the port's flows: the one description of the protection contract (DESIGN.md §4).
+
+The agent installs exactly these flows, and the switch model and
+``portsec trace`` evaluate exactly these flows.
+
+A port with port security on gets, for ofport P, MACs k, IPv4 bindings n4 and
+IPv6 bindings n6 (each MAC brings its link-local address):
+
+    table 0   VLAN-tagged -> drop(vlan); dl_src=m -> 24 (per MAC); else drop(mac)
+    table 24  ARP with arp_sha=dl_src and (dl_src, arp_spa) bound -> 60; probe from 0.0.0.0 -> 60;
+              else drop(arp). NA with (dl_src, nd_target) bound and nd_tll absent or dl_src -> 60;
+              else drop(nd). Anything else -> 25 (table miss).
+    table 25  DHCP/DHCPv6 server -> drop(dhcp-server); RA, redirect -> drop(ra);
+              (dl_src, ip source) bound -> 60; other IPv4 -> drop(ipv4-source);
+              other IPv6 -> drop(ipv6-source); other ethertypes -> drop(ethertype).
+              Shared by all ports (only a bound MAC gets past table 0): DHCP discover
+              and :: to ff02::/16 (DAD, MLD) -> 60.
+    table 60  NORMAL (a local VLAN per network, set on the OVSDB port, keeps networks apart).
+
+That is 12 + 2k + 2·n4 + 3·n6 flows (each MAC adds its link-local address to n6):
+20 for one MAC, one fixed IP and one pair, where OVN needs 22 and Neutron's OVS firewall 46.
+A port with port security off, or a trusted port, gets one flow: -> 60.
+"""
+
+from __future__ import annotations
+
+from portsec.guards import Binding, PortGuard
+from portsec.openflow.flows import Flow, cookie, flow
+from portsec.openflow.pipeline import ADMISSION, ARP_ND, FORWARD, SOURCE
+
+GOTO_ARP_ND = f"goto_table:{ARP_ND}"
+GOTO_FORWARD = f"goto_table:{FORWARD}"
+VLAN_PRESENT = "0x1000/0x1000"
+NO_MAC = "00:00:00:00:00:00"  # nd_tll when the NA carries no link-layer option
+
+
+def _address(b: Binding) -> str:
+    net = b.network
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def compile_port_flows(guard: PortGuard, ofport: int) -> tuple[Flow, ...]:
+    """Every flow of one port on br-int, for the port plugged in at ``ofport``."""
+    port = str(ofport)
+
+    def c(reason: str) -> int:
+        return cookie(guard.port_id, reason)
+
+    allow = c("allow")
+    if not guard.enforced:
+        return (flow(ADMISSION, 100, GOTO_FORWARD, allow, in_port=port),)
+
+    v4, v6 = guard.bindings_of(4), guard.bindings_of(6)
+    flows = [
+        flow(ADMISSION, 100, "drop", c("vlan"), in_port=port, vlan_tci=VLAN_PRESENT),
+        *(flow(ADMISSION, 90, GOTO_ARP_ND, allow, in_port=port, dl_src=m) for m in guard.macs),
+        flow(ADMISSION, 10, "drop", c("mac"), in_port=port),
+        # ARP: the sender must be the frame's source, and (source MAC, sender IP) a binding.
+        *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "arp", in_port=port, dl_src=b.mac, arp_spa=_address(b),
+               arp_sha=b.mac) for b in v4),
+        *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "arp", in_port=port, dl_src=m, arp_spa="0.0.0.0", arp_sha=m)
+          for m in guard.macs),
+        flow(ARP_ND, 10, "drop", c("arp"), "arp", in_port=port),
+        # Neighbor advertisements: a bound target, and a link-layer option (if any) equal to the source.
+        *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "icmp6", in_port=port, dl_src=b.mac, icmp_type="136",
+               nd_target=_address(b), nd_tll=tll) for b in v6 for tll in (b.mac, NO_MAC)),
+        flow(ARP_ND, 10, "drop", c("nd"), "icmp6", in_port=port, icmp_type="136"),
+        # Services a VM must not offer, whatever its addresses.
+        flow(SOURCE, 100, "drop", c("dhcp-server"), "udp", in_port=port, tp_src="67", tp_dst="68"),
+        flow(SOURCE, 100, "drop", c("dhcp-server"), "udp6", in_port=port, tp_src="547", tp_dst="546"),
+        flow(SOURCE, 100, "drop", c("ra"), "icmp6", in_port=port, icmp_type="134"),
+        flow(SOURCE, 100, "drop", c("ra"), "icmp6", in_port=port, icmp_type="137"),
+        # Source addresses, bound to their MAC.
+        *(flow(SOURCE, 90, GOTO_FORWARD, allow, "ip", in_port=port, dl_src=b.mac, nw_src=_address(b)) for b in v4),
+        *(flow(SOURCE, 90, GOTO_FORWARD, allow, "ipv6", in_port=port, dl_src=b.mac, ipv6_src=_address(b))
+          for b in v6),
+        flow(SOURCE, 10, "drop", c("ipv4-source"), "ip", in_port=port),
+        flow(SOURCE, 10, "drop", c("ipv6-source"), "ipv6", in_port=port),
+        flow(SOURCE, 1, "drop", c("ethertype"), in_port=port),
+    ]  # fmt: skip
+    return tuple(flows)

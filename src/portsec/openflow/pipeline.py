@@ -1,0 +1,74 @@
+"""The br-int pipeline, declared once: each table's job, what it may match and where it may go.
+
+Neutron's table numbers are kept so ``ovs-ofctl dump-flows br-int`` reads as
+operators know it: 24 checks ARP and Neighbor Advertisements, 25 checks the
+source address, 60 forwards. Table 0 admits a port's frames (VLAN tag, source
+MAC) and drops frames from interfaces that map to no port; 23 holds the
+canary whose absence tells the agent that Open vSwitch restarted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from portsec.openflow.flows import Flow, cookie, flow
+
+
+@dataclass(frozen=True)
+class Table:
+    number: int
+    name: str
+    matches: frozenset[str]
+    next_tables: frozenset[int]
+    miss: str  # what the table does with a packet no port flow matches
+
+
+ADMISSION, CANARY, ARP_ND, SOURCE, FORWARD = 0, 23, 24, 25, 60
+
+PIPELINE = {
+    t.number: t
+    for t in (
+        Table(ADMISSION, "port admission", frozenset({"in_port", "vlan_tci", "dl_src"}), frozenset({ARP_ND, FORWARD}),
+              "drop"),
+        Table(CANARY, "canary", frozenset(), frozenset(), "drop"),
+        Table(ARP_ND, "ARP and neighbor advertisement check",
+              frozenset({"in_port", "dl_src", "arp_spa", "arp_sha", "icmp_type", "nd_target", "nd_tll"}),
+              frozenset({SOURCE, FORWARD}), f"goto_table:{SOURCE}"),
+        Table(SOURCE, "source address check",
+              frozenset({"in_port", "dl_src", "nw_src", "nw_dst", "tp_src", "tp_dst", "ipv6_src", "ipv6_dst",
+                         "icmp_type"}),
+              frozenset({FORWARD}), "drop"),
+        Table(FORWARD, "forwarding", frozenset(), frozenset(), "NORMAL"),
+    )
+}  # fmt: skip
+
+_GOTO = re.compile(r"goto_table:(\d+)")
+
+
+def check_flow(f: Flow) -> None:
+    """Refuse a flow that matches a field or jumps to a table its table does not declare."""
+    table = PIPELINE.get(f.table)
+    if table is None:
+        raise ValueError(f"table {f.table} is not in the pipeline: {f}")
+    extra = {k for k, _ in f.match} - table.matches
+    if extra:
+        raise ValueError(f"table {f.table} ({table.name}) may not match {sorted(extra)}: {f}")
+    for target in _GOTO.findall(f.actions):
+        if int(target) not in table.next_tables:
+            raise ValueError(f"table {f.table} ({table.name}) may not go to table {target}: {f}")
+
+
+def bridge_flows() -> tuple[Flow, ...]:
+    """Installed once per bridge: the table misses, and what any admitted port may send.
+
+    A packet reaches table 25 only from a port whose source MAC table 0 admitted,
+    so DHCP discovery and DAD/MLD from ``::`` need no per-port copy.
+    """
+    reasons = {ADMISSION: "unknown-port", CANARY: "canary", SOURCE: "unknown-port"}
+    allow, goto = cookie(None, "allow"), f"goto_table:{FORWARD}"
+    return (
+        *(flow(t.number, 0, t.miss, cookie(None, reasons.get(t.number, "allow"))) for t in PIPELINE.values()),
+        flow(SOURCE, 95, goto, allow, "udp", nw_src="0.0.0.0", nw_dst="255.255.255.255", tp_src="68", tp_dst="67"),
+        flow(SOURCE, 95, goto, allow, "icmp6", ipv6_src="::", ipv6_dst="ff02::/16"),
+    )
