@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,11 +24,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, workers: int = 1) -> Iterator[str]:
+def serve(database_url: str, workers: int = 1, args: Sequence[str] = ()) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PORTSEC_DATABASE_URL": database_url}
     proc = subprocess.Popen(
-        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers)],
+        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

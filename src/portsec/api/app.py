@@ -14,8 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from portsec import faults
+from portsec.api import identity as identity_config
 from portsec.api import listing
-from portsec.api.auth import noauth_context
+from portsec.api.auth import Auth, NoAuth, TokenAuth
 from portsec.domain import errors
 from portsec.domain.model import Context
 from portsec.service import networks, ports, subnets, views
@@ -102,8 +103,9 @@ def _project(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k in fields} if fields else item
 
 
-def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
+def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = None) -> FastAPI:
     limits = limits or Limits()
+    auth = auth or NoAuth()
     app = FastAPI(
         title="portsec: Neutron v2.0 networks, subnets and ports",
         version="2.0",
@@ -134,10 +136,12 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
     @app.get("/")
     def versions(request: Request) -> dict[str, Any]:
         href = str(request.base_url) + "v2.0/"
-        return {"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}]}
+        network = {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}
+        return {"versions": [network, *auth.root_versions(str(request.base_url))]}
 
     @app.get("/v2.0/")
     def resources(request: Request) -> dict[str, Any]:
+        auth.context(request)
         base = str(request.base_url) + "v2.0/"
         return {
             "resources": [
@@ -150,11 +154,13 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
         return {"alias": alias, "name": name, "description": description, "updated": updated, "links": []}
 
     @app.get("/v2.0/extensions")
-    def list_extensions() -> dict[str, Any]:
+    def list_extensions(request: Request) -> dict[str, Any]:
+        auth.context(request)
         return {"extensions": [extension(*e) for e in EXTENSIONS]}
 
     @app.get("/v2.0/extensions/{alias}")
-    def show_extension(alias: str) -> Any:
+    def show_extension(alias: str, request: Request) -> Any:
+        auth.context(request)
         for e in EXTENSIONS:
             if e[0] == alias:
                 return {"extension": extension(*e)}
@@ -162,16 +168,17 @@ def create_app(db: Database, limits: Limits | None = None) -> FastAPI:
         return JSONResponse(body, status_code=404)
 
     for resource in RESOURCES:
-        _routes(app, db, resource, extra(resource))
+        _routes(app, db, auth, resource, extra(resource))
+    auth.install(app)
     return app
 
 
-def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> None:
+def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[str, Any]) -> None:
     base = f"/v2.0/{r.plural}"
 
     @app.get(base, name=f"list_{r.plural}")
     def list_items(request: Request) -> Any:
-        ctx = noauth_context(request.headers)
+        ctx = auth.context(request)
         items = request.query_params.multi_items()
         query, fields = listing.parse(r.name, items)
         with db.transaction(write=False) as tx:
@@ -184,14 +191,14 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
 
     @app.get(base + "/{item_id}", name=f"show_{r.name}")
     def show_item(item_id: str, request: Request) -> Any:
-        ctx = noauth_context(request.headers)
+        ctx = auth.context(request)
         fields = request.query_params.getlist("fields")
         with db.transaction(write=False) as tx:
             return {r.name: _project(r.view(r.service.get(tx, ctx, item_id), ctx), fields)}
 
     @app.post(base, status_code=201, name=f"create_{r.name}")
     async def create_item(request: Request) -> Any:
-        ctx = noauth_context(request.headers)
+        ctx = auth.context(request)
         body = await _body(request)
         if isinstance(body, dict) and r.plural in body and isinstance(body[r.plural], list):
             requests, bulk = body[r.plural], True
@@ -205,7 +212,7 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
 
     @app.put(base + "/{item_id}", name=f"update_{r.name}")
     async def update_item(item_id: str, request: Request) -> Any:
-        ctx = noauth_context(request.headers)
+        ctx = auth.context(request)
         body = await _body(request)
         if not isinstance(body, dict) or r.name not in body:
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
@@ -215,7 +222,7 @@ def _routes(app: FastAPI, db: Database, r: _Resource, extra: dict[str, Any]) -> 
 
     @app.delete(base + "/{item_id}", status_code=204, name=f"delete_{r.name}")
     async def delete_item(item_id: str, request: Request) -> Response:
-        ctx = noauth_context(request.headers)
+        ctx = auth.context(request)
         if await request.body():
             raise errors.HTTPBadRequest("Request body is not supported in DELETE.")
         revision = _if_match(request.headers.get("if-match"))
@@ -227,4 +234,5 @@ def from_environment() -> FastAPI:
     """The app for `portsec serve` workers: configuration comes through the environment."""
     db = Database(os.environ.get("PORTSEC_DATABASE_URL"))
     limits = Limits(int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", "10")))
-    return create_app(db, limits)
+    identity = identity_config.from_environment()
+    return create_app(db, limits, TokenAuth(identity) if identity else NoAuth())

@@ -1,0 +1,267 @@
+"""Password auth against the built-in identity endpoint: the real openstack client, then tokens in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from portsec.api.app import create_app
+from portsec.api.auth import TokenAuth
+from portsec.api.identity import Identity, IdentityConfigError, hash_password
+from tests.server import serve
+
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+CONFIG = {
+    "secret": "a-test-secret-shared-by-the-workers",
+    "projects": [{"name": "alpha"}, {"name": "beta"}],
+    "users": [
+        {"name": "alice", "password": "alice-pw", "roles": {"alpha": ["member"]}},
+        {"name": "bob", "password_hash": hash_password("bob-pw", iterations=1000), "roles": {"beta": ["member"]}},
+        {"name": "root", "password": "root-pw", "roles": {"alpha": ["admin"], "beta": ["admin"]}},
+    ],
+}
+UNAUTHORIZED = {
+    "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("identity")
+    (tmp / "identity.yaml").write_text(yaml.safe_dump(CONFIG))
+    # Two workers: a token issued by one must be accepted by the other.
+    with serve(f"sqlite:///{tmp}/portsec.db", workers=2, args=["--identity-config", str(tmp / "identity.yaml")]) as url:
+        yield url
+
+
+def openstack(endpoint: str, command: str, user: str = "alice", password: str | None = None, project: str = "alpha"):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(
+        OS_AUTH_URL=f"{endpoint}/v3",
+        OS_USERNAME=user,
+        OS_PASSWORD=password or f"{user}-pw",
+        OS_PROJECT_NAME=project,
+        OS_USER_DOMAIN_NAME="Default",
+        OS_PROJECT_DOMAIN_NAME="Default",
+    )
+    return subprocess.run([OPENSTACK, *command.split()], capture_output=True, text=True, timeout=120, env=env)
+
+
+def ok(endpoint: str, command: str, **who: str) -> str:
+    done = openstack(endpoint, command, **who)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_seed_with_password_auth(endpoint):
+    ok(endpoint, "network create net1")
+    ok(endpoint, "subnet create --network net1 --subnet-range 192.168.1.0/24 subnet1")
+    ok(
+        endpoint,
+        "port create --network net1 --mac-address fa:16:3e:3e:e3:14 --fixed-ip subnet=subnet1,ip-address=192.168.1.138 server1",
+    )
+    assert ok(endpoint, "port set server1 --allowed-address ip-address=192.168.1.10") == ""
+    assert ok(endpoint, "port show server1 -c allowed_address_pairs") == (
+        "+-----------------------+------------------------------------------------------------+\n"
+        "| Field                 | Value                                                      |\n"
+        "+-----------------------+------------------------------------------------------------+\n"
+        "| allowed_address_pairs | ip_address='192.168.1.10', mac_address='fa:16:3e:3e:e3:14' |\n"
+        "+-----------------------+------------------------------------------------------------+\n"
+    )
+    port_id = ok(endpoint, "port show server1 -f value -c id").strip()
+    alpha = ok(endpoint, "port show server1 -f value -c project_id").strip()
+
+    wrong = openstack(endpoint, "port list", password="not-her-password")
+    assert wrong.returncode == 1
+    assert "The request you have made requires authentication. (HTTP 401)" in wrong.stderr
+
+    # Project beta's member sees none of alpha's ports, by name or by id, and cannot change them.
+    assert port_id not in ok(endpoint, "port list -f value -c ID", user="bob", project="beta")
+    hidden = openstack(endpoint, f"port show {port_id}", user="bob", project="beta")
+    assert hidden.returncode == 1 and f"No Port found for {port_id}" in hidden.stderr
+    refused = openstack(endpoint, f"port set {port_id} --name stolen", user="bob", project="beta")
+    assert refused.returncode == 1
+    assert ok(endpoint, "port show server1 -f value -c name").strip() == "server1"
+
+    # binding:host_id is the admin's: alice (member) is refused, root (admin) may set it.
+    host = openstack(endpoint, "port set server1 --host hv1")
+    assert host.returncode == 1
+    assert "ForbiddenException: 403" in host.stderr and "binding:host_id) is disallowed by policy" in host.stderr
+    ok(endpoint, f"port set {port_id} --host hv1", user="root")
+    assert ok(endpoint, f"port show {port_id} -f value -c binding_host_id", user="root").strip() == "hv1"
+    assert ok(endpoint, f"port show {port_id} -f value -c project_id", user="root").strip() == alpha
+
+
+def test_identity_root_discovery(endpoint):
+    env_url = endpoint  # OS_AUTH_URL without /v3: keystoneauth reads GET / and picks v3
+    done = subprocess.run(
+        [OPENSTACK, "port", "list", "-f", "value", "-c", "Name"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("OS_")},
+            "OS_AUTH_URL": env_url,
+            "OS_USERNAME": "alice",
+            "OS_PASSWORD": "alice-pw",
+            "OS_PROJECT_NAME": "alpha",
+            "OS_USER_DOMAIN_NAME": "Default",
+            "OS_PROJECT_DOMAIN_NAME": "Default",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_v2_needs_a_valid_token(endpoint):
+    assert httpx.get(endpoint + "/").status_code == 200  # version discovery stays open
+    for headers in ({}, {"X-Auth-Token": "notused"}, {"X-Auth-Token": "e30.AAAA"}):
+        response = httpx.get(endpoint + "/v2.0/ports", headers=headers)
+        assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+        assert response.headers["WWW-Authenticate"] == f'Keystone uri="{endpoint}/v3"'
+    # noauth headers mean nothing once identity is on
+    assert httpx.get(endpoint + "/v2.0/ports", headers={"X-Project-Id": "alpha"}).status_code == 401
+
+
+# In-process: token contents, expiry, tampering, the config file ------------------------------------------------
+
+
+class Clock:
+    now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def api(sqlite_db, clock):
+    identity = dataclasses.replace(Identity.from_mapping(CONFIG), clock=clock)
+    return TestClient(create_app(sqlite_db, auth=TokenAuth(identity)), base_url="http://portsec.test:9696")
+
+
+def password_body(user: str, password: str, project: str | None = "alpha", domain: str = "Default"):
+    auth = {
+        "identity": {
+            "methods": ["password"],
+            "password": {"user": {"name": user, "domain": {"name": domain}, "password": password}},
+        }
+    }
+    if project:
+        auth["scope"] = {"project": {"name": project, "domain": {"id": "default"}}}
+    return {"auth": auth}
+
+
+def test_token_body_and_catalog(api):
+    response = api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw"))
+    assert response.status_code == 201
+    token = response.json()["token"]
+    assert response.headers["X-Subject-Token"]
+    assert token["user"]["name"] == "alice" and token["user"]["domain"] == {"id": "default", "name": "Default"}
+    assert token["project"]["name"] == "alpha"
+    assert sorted(r["name"] for r in token["roles"]) == ["member", "reader"]  # member implies reader
+    assert token["methods"] == ["password"]
+    assert token["issued_at"] == "2027-01-15T08:00:00.000000Z"
+    assert token["expires_at"] == "2027-01-15T09:00:00.000000Z"  # Keystone's default hour
+    network = next(s for s in token["catalog"] if s["type"] == "network")
+    assert {e["url"] for e in network["endpoints"]} == {"http://portsec.test:9696"}
+    assert "public" in {e["interface"] for e in network["endpoints"]}
+
+
+def test_token_acts_in_its_project(api):
+    alice = {
+        "X-Auth-Token": api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw")).headers["X-Subject-Token"]
+    }
+    network = api.post("/v2.0/networks", json={"network": {"name": "n"}}, headers=alice).json()["network"]
+    project = api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw")).json()["token"]["project"]
+    assert network["project_id"] == project["id"]
+    checked = api.get("/v3/auth/tokens", headers={**alice, "X-Subject-Token": alice["X-Auth-Token"]})
+    assert checked.status_code == 200 and checked.json()["token"]["user"]["name"] == "alice"
+
+
+def test_token_expires(api, clock):
+    token = api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw")).headers["X-Subject-Token"]
+    assert api.get("/v2.0/networks", headers={"X-Auth-Token": token}).status_code == 200
+    clock.now += 3600
+    expired = api.get("/v2.0/networks", headers={"X-Auth-Token": token})
+    assert (expired.status_code, expired.json()) == (401, UNAUTHORIZED)
+
+
+def test_tampered_or_foreign_token_is_refused(api):
+    token = api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw")).headers["X-Subject-Token"]
+    payload, signature = token.split(".")
+    other = Identity.from_mapping({**CONFIG, "secret": "another-server"})
+    foreign, _ = other.authenticate(password_body("root", "root-pw"))
+    for bad in (payload + "." + signature[::-1], payload[:-2] + "." + signature, foreign, "", "...."):
+        assert api.get("/v2.0/networks", headers={"X-Auth-Token": bad}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (password_body("alice", "wrong"), 401),
+        (password_body("alice", "alice-pw", project="beta"), 401),  # no role there
+        (password_body("nobody", "x"), 401),
+        (password_body("alice", "alice-pw", domain="Other"), 401),
+        (password_body("bob", "bob-pw", project="beta"), 201),  # password_hash
+        (password_body("alice", "alice-pw", project=None), 400),  # unscoped
+        ({"auth": {"identity": {"methods": ["token"], "token": {"id": "x"}}}}, 400),
+        ({"auth": "x"}, 400),
+        ([], 400),
+    ],
+)
+def test_password_auth_outcomes(api, body, status):
+    response = api.post("/v3/auth/tokens", json=body)
+    assert response.status_code == status
+    if status != 201:
+        assert "X-Subject-Token" not in response.headers and response.json()["error"]["code"] == status
+
+
+def test_malformed_auth_bodies(api):
+    assert api.post("/v3/auth/tokens", content=b"{nope").status_code == 400
+    assert api.post("/v3/auth/tokens", content=b"x" * 100_000).status_code == 413
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"projects": [], "users": []},  # no secret
+        {"secret": "s", "users": [{"name": "u"}]},  # no password
+        {"secret": "s", "users": [{"name": "u", "password": "p", "roles": {"nope": ["member"]}}]},
+        {"secret": "s", "projects": "alpha"},
+        {"secret": "s", "token_expiration": -1},
+    ],
+)
+def test_bad_config_is_refused(config):
+    with pytest.raises(IdentityConfigError):
+        Identity.from_mapping(config)
+
+
+def test_serve_refuses_a_bad_identity_file(tmp_path):
+    (tmp_path / "identity.yaml").write_text("users: [{name: u}]\n")
+    portsec = str(Path(sys.executable).with_name("portsec"))
+    done = subprocess.run(
+        [
+            portsec,
+            "--database-url",
+            f"sqlite:///{tmp_path}/p.db",
+            "serve",
+            "--identity-config",
+            str(tmp_path / "identity.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "--identity-config" in done.stderr
