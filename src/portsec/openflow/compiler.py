@@ -8,8 +8,8 @@ IPv6 bindings n6 (each MAC brings its link-local address):
 
     table 0   VLAN-tagged -> drop(vlan); dl_src=m -> 24 (per MAC); else drop(mac)
     table 24  ARP with arp_sha=dl_src and (dl_src, arp_spa) bound -> 60; probe from 0.0.0.0 -> 60;
-              else drop(arp). NA with (dl_src, nd_target) bound and nd_tll absent or dl_src -> 60;
-              else drop(nd). Anything else -> 25 (table miss).
+              else drop(arp). NA with (dl_src, nd_target) bound and nd_tll absent or dl_src -> 25
+              (its IPv6 source is checked like any other); else drop(nd). Anything else -> 25 (table miss).
     table 25  DHCP/DHCPv6 server -> drop(dhcp-server); RA, redirect -> drop(ra);
               (dl_src, ip source) bound -> 60; other IPv4 -> drop(ipv4-source);
               other IPv6 -> drop(ipv6-source); other ethertypes -> drop(ethertype).
@@ -30,6 +30,7 @@ from portsec.openflow.pipeline import ADMISSION, ARP_ND, FORWARD, SOURCE
 
 GOTO_ARP_ND = f"goto_table:{ARP_ND}"
 GOTO_FORWARD = f"goto_table:{FORWARD}"
+GOTO_SOURCE = f"goto_table:{SOURCE}"
 VLAN_PRESENT = "0x1000/0x1000"
 NO_MAC = "00:00:00:00:00:00"  # nd_tll when the NA carries no link-layer option
 
@@ -62,7 +63,8 @@ def compile_port_flows(guard: PortGuard, ofport: int) -> tuple[Flow, ...]:
           for m in guard.macs),
         flow(ARP_ND, 10, "drop", c("arp"), "arp", in_port=port),
         # Neighbor advertisements: a bound target, and a link-layer option (if any) equal to the source.
-        *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "icmp6", in_port=port, dl_src=b.mac, icmp_type="136",
+        # They then go on to the source check: an NA is an IPv6 packet like any other.
+        *(flow(ARP_ND, 90, GOTO_SOURCE, allow, "icmp6", in_port=port, dl_src=b.mac, icmp_type="136",
                nd_target=_address(b), nd_tll=tll) for b in v6 for tll in (b.mac, NO_MAC)),
         flow(ARP_ND, 10, "drop", c("nd"), "icmp6", in_port=port, icmp_type="136"),
         # Services a VM must not offer, whatever its addresses.
