@@ -135,6 +135,15 @@ class VM:
                        check=False).returncode == 0  # fmt: skip
 
 
+def _wait_addresses_usable(machine: VM) -> None:
+    """IPv6 addresses are tentative for a moment after the link comes up; a ping then sends nothing."""
+    for _ in range(100):
+        if not machine.sh("ip", "-6", "addr", "show", "dev", "eth0", "tentative").stdout.strip():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{machine.name}: IPv6 addresses stayed tentative")
+
+
 @contextmanager
 def vm(sw: Switch, port_id: str, mac: str, addresses: list[str], name: str | None = None) -> Iterator[VM]:
     """A namespace with ``addresses`` (CIDRs) on eth0, plugged into br-int with iface-id ``port_id``."""
@@ -154,7 +163,10 @@ def vm(sw: Switch, port_id: str, mac: str, addresses: list[str], name: str | Non
             machine.sh("ip", "addr", "add", address, "dev", "eth0")
         machine.sh("ip", "link", "set", "lo", "up")
         machine.sh("ip", "link", "set", "eth0", "up")
+        # The host end carries no addresses: its own IPv6 chatter would reach the VM around the switch.
+        run("sysctl", "-qw", f"net.ipv6.conf.{tap}.disable_ipv6=1")
         run("ip", "link", "set", tap, "up")
+        _wait_addresses_usable(machine)
         sw.vsctl("add-port", sw.bridge, tap, "--", "set", "Interface", tap, f"external_ids:iface-id={port_id}",
                  f"external_ids:attached-mac={mac}", "external_ids:iface-status=active")  # fmt: skip
         machine.ofport = sw.ofport(tap)

@@ -89,6 +89,9 @@ def port_cookie_match(port_id: str) -> str:
     return f"cookie={COOKIE_MARK | port_tag(port_id) << 8:#x}/{0xFFFFFFFFFFFFFF00:#x}"
 
 
+FlowKey = tuple[int, int, str | None, tuple[tuple[str, str], ...]]
+
+
 @dataclass(frozen=True)
 class Flow:
     """One OpenFlow entry. ``match`` holds (field, value) pairs in :data:`FIELDS` order."""
@@ -101,7 +104,7 @@ class Flow:
     protocol: str | None = None
 
     @property
-    def key(self) -> tuple[int, int, str | None, tuple[tuple[str, str], ...]]:
+    def key(self) -> FlowKey:
         return (self.table, self.priority, self.protocol, self.match)
 
     @property

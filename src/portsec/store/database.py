@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from portsec.store.changes import CHANNEL
 from portsec.store.schema import changes
 
 ENV_URL = "PORTSEC_DATABASE_URL"
@@ -112,6 +113,9 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._rng = random.Random()
+        # Called after each commit that wrote change-log rows: in-process followers (the agent of
+        # `portsec serve --agent`) wake at once instead of waiting for their next poll.
+        self.after_commit: list[Callable[[], None]] = []
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is there already."""
@@ -131,6 +135,9 @@ class Database:
             tx = Tx(conn=conn, now=now(), rng=self._rng)  # type: ignore[arg-type]
             yield tx
             _write_changes(tx)
+        if tx.changes:
+            for wake in self.after_commit:
+                wake()
 
     def run(self, work: Callable[[Tx], T], write: bool = True) -> T:
         """``work`` in one transaction, retried when a concurrent one won a race.
@@ -168,6 +175,7 @@ def _write_changes(tx: Tx) -> None:
         # commit makes seq order equal commit order, so a reader that saw seq N
         # never later finds a smaller seq appear.
         tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOG_LOCK})
+        tx.conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
     tx.conn.execute(
         changes.insert(),
         [

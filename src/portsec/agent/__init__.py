@@ -1,0 +1,1 @@
+"""The Open vSwitch agent: keeps br-int's flows equal to what the store says, port by port."""

@@ -1,0 +1,243 @@
+"""The agent's loop: follow the change log and OVSDB, and keep br-int's flows equal to the compiler's.
+
+One round: read what changed (ports in the change log after the last sequence
+number seen, interfaces plugged, unplugged or renumbered), compile those ports,
+diff against what is installed, send one atomic bundle, then report port status.
+A full sync (start, Open vSwitch restart) replaces the whole table in one
+bundle that keeps unchanged flows, so a restart of either side loses no packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from portsec.agent.flowtable import BRIDGE, FlowTable
+from portsec.agent.ofctl import Bridge, OfctlError
+from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
+from portsec.domain.model import Context, Port
+from portsec.guards import guard_of
+from portsec.openflow.compiler import compile_port_flows
+from portsec.openflow.flows import Flow
+from portsec.openflow.pipeline import bridge_flows
+from portsec.service import bindings
+from portsec.service import ports as port_service
+from portsec.service.common import Listing
+from portsec.store import changes
+from portsec.store.database import Database
+
+LOG = logging.getLogger(__name__)
+ADMIN = Context.admin()
+CHUNK = 500  # ids per query: well under SQLite's bound-parameter limit
+FIRST_VLAN, LAST_VLAN = 1, 4094
+
+
+@dataclass
+class AgentConfig:
+    bridge: str = "br-int"
+    ovsdb: str | None = None  # default: unix:$OVS_RUNDIR/db.sock
+    rundir: str | None = None  # OVS_RUNDIR for ovs-ofctl (where <bridge>.mgmt is)
+    host: str = field(default_factory=socket.gethostname)
+    poll_interval: float = 0.05  # change-log poll when no in-process commit or NOTIFY wakes us
+    canary_interval: float = 1.0  # how often to check that Open vSwitch kept our flows
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One bundle that reached the switch: which ports, when (wall clock), how many flow mods."""
+
+    ports: tuple[str, ...]
+    at: float
+    mods: int
+
+
+class Agent:
+    def __init__(self, db: Database, config: AgentConfig | None = None) -> None:
+        self.db = db
+        self.config = config or AgentConfig()
+        target = self.config.ovsdb or default_target(self.config.rundir)
+        self.bridge = Bridge(self.config.bridge, self.config.rundir)
+        self.vsctl = Vsctl(target)
+        self.wake = threading.Event()
+        self.monitor = InterfaceMonitor(target, self.wake.set)
+        self.table = FlowTable()
+        self.ports: dict[str, Port] = {}
+        self.plugged: dict[str, Interface] = {}
+        self.vlans: dict[str, int] = {}  # network id -> local VLAN on br-int
+        self.tags: dict[str, int] = {}  # OVSDB port name -> tag as set
+        self.seq = 0
+        self.listeners: list[Callable[[Applied], None]] = []
+        db.after_commit.append(self.wake.set)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.vsctl.prepare_bridge(self.config.bridge)
+        self.tags = self.vsctl.port_tags()
+        self.monitor.start()
+        if not self.monitor.ready.wait(10):
+            raise RuntimeError(f"no answer from OVSDB at {self.monitor.target}")
+
+    def stop(self) -> None:
+        self.monitor.stop()
+        if self.wake.set in self.db.after_commit:
+            self.db.after_commit.remove(self.wake.set)
+
+    def run_once(self) -> None:
+        """One full sync, then return (recovery, scripting)."""
+        self.start()
+        try:
+            self.sync()
+        finally:
+            self.stop()
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            self.sync()
+            next_canary = time.monotonic() + self.config.canary_interval
+            while not stop.is_set():
+                self.wake.wait(self.config.poll_interval)
+                self.wake.clear()
+                try:
+                    if not self.monitor.alive:
+                        LOG.warning("OVSDB monitor ended; restarting it and resyncing")
+                        self.monitor.start()
+                        self.monitor.ready.wait(10)
+                        self.sync()
+                    elif time.monotonic() >= next_canary:
+                        next_canary = time.monotonic() + self.config.canary_interval
+                        if not self.bridge.has_canary():
+                            LOG.warning("%s lost its flows (Open vSwitch restarted?); reinstalling", self.config.bridge)
+                            self.sync()
+                            continue
+                    self.step()
+                except (OfctlError, RuntimeError) as err:
+                    # Open vSwitch is away: nothing passes meanwhile (fail closed); start over when it is back.
+                    LOG.warning("%s; full resync in 1 s", err)
+                    stop.wait(1.0)
+                    self._resync_when_possible(stop)
+        finally:
+            self.stop()
+
+    def _resync_when_possible(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.sync()
+                return
+            except (OfctlError, RuntimeError) as err:
+                LOG.warning("%s; retrying", err)
+                stop.wait(1.0)
+
+    # -- rounds ----------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Everything from scratch: all ports, all interfaces, the whole table in one bundle."""
+        with self.db.transaction(write=False) as tx:
+            self.seq = changes.last_seq(tx.conn)
+            self.ports = {p.id: p for p in port_service.list_(tx, ADMIN)}
+        self.plugged = self.monitor.interfaces()
+        desired: dict[str, list[Flow]] = {BRIDGE: list(bridge_flows())}
+        for port_id in self.plugged.keys() & self.ports.keys():
+            desired[port_id] = self._flows(port_id)
+        self._set_tags(self.plugged.keys() & self.ports.keys())
+        self.bridge.replace_all(f.text() for flows in desired.values() for f in flows)
+        self.table.reset(desired)
+        self._applied(tuple(desired), sum(map(len, desired.values())))
+        self._report(self.ports.keys())
+        LOG.info("full sync: %d ports plugged, %d flows", len(desired) - 1, len(self.table.installed))
+
+    def step(self) -> None:
+        """Only what changed since the last round; nothing at all when nothing did."""
+        with self.db.transaction(write=False) as tx:
+            rows = changes.since(tx.conn, self.seq)
+        if rows:
+            self.seq = rows[-1].seq
+        changed = {r.resource_id for r in rows if r.resource == "port"}
+        plugged = self.monitor.interfaces()
+        changed |= {i for i in plugged.keys() | self.plugged.keys() if plugged.get(i) != self.plugged.get(i)}
+        self.plugged = plugged
+        if not changed:
+            return
+        self._load(changed)
+        desired = {port_id: self._flows(port_id) for port_id in changed}
+        self._set_tags(p for p in changed if p in self.plugged and p in self.ports)
+        batch = self.table.diff(desired)
+        if batch:
+            self.bridge.bundle(batch.lines())
+            self.table.commit(desired)
+            self._applied(tuple(sorted(batch.owners)), len(batch.deletes) + len(batch.adds))
+        self._report(changed)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _load(self, port_ids: Iterable[str]) -> None:
+        ids = sorted(port_ids)
+        found: dict[str, Port] = {}
+        with self.db.transaction(write=False) as tx:
+            for i in range(0, len(ids), CHUNK):
+                listing = Listing(filters={"id": ids[i : i + CHUNK]})
+                found.update((p.id, p) for p in port_service.list_(tx, ADMIN, listing))
+        for port_id in ids:
+            if port_id in found:
+                self.ports[port_id] = found[port_id]
+            else:
+                self.ports.pop(port_id, None)
+
+    def _flows(self, port_id: str) -> list[Flow]:
+        port, iface = self.ports.get(port_id), self.plugged.get(port_id)
+        if port is None or iface is None:
+            return []
+        return list(compile_port_flows(guard_of(port), iface.ofport))
+
+    def _vlan(self, network_id: str) -> int:
+        if network_id not in self.vlans:
+            used = set(self.vlans.values())
+            free = next((v for v in range(FIRST_VLAN, LAST_VLAN + 1) if v not in used), None)
+            if free is None:
+                raise RuntimeError("no local VLAN left on the bridge for another network")
+            self.vlans[network_id] = free
+        return self.vlans[network_id]
+
+    def _set_tags(self, port_ids: Iterable[str]) -> None:
+        """Each plugged port on its network's local VLAN, so NORMAL never forwards across networks."""
+        ids = list(port_ids)
+        # Keep the tags an earlier run chose, so a restart moves no port between VLANs.
+        for port_id in ids:
+            tag = self.tags.get(self.plugged[port_id].name)
+            network = self.ports[port_id].network_id
+            if tag is not None and network not in self.vlans and tag not in self.vlans.values():
+                self.vlans[network] = tag
+        wanted = {self.plugged[p].name: self._vlan(self.ports[p].network_id) for p in ids}
+        todo = [(name, tag) for name, tag in wanted.items() if self.tags.get(name) != tag]
+        self.vsctl.set_tags(todo)
+        self.tags.update(todo)
+
+    def _applied(self, owners: tuple[str, ...], mods: int) -> None:
+        event = Applied(tuple(o for o in owners if o != BRIDGE), time.time(), mods)
+        for listener in self.listeners:
+            listener(event)
+
+    def _report(self, port_ids: Iterable[str]) -> None:
+        """ACTIVE once a port's flows are in; DOWN when its interface left this host's bridge."""
+        todo = []
+        for port_id in port_ids:
+            port = self.ports.get(port_id)
+            if port is None:
+                continue
+            if port_id in self.plugged and self.table.by_owner.get(port_id):
+                if port.status != bindings.ACTIVE or not port.host_id:
+                    todo.append((port_id, bindings.ACTIVE))
+            elif port.status == bindings.ACTIVE and port.host_id in ("", self.config.host):
+                todo.append((port_id, bindings.DOWN))
+        if not todo:
+            return
+        host = self.config.host
+        reported = self.db.run(lambda tx: [bindings.report(tx, p, s, host) for p, s in todo])
+        for port in reported:
+            if port is not None:
+                self.ports[port.id] = port

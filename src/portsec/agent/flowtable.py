@@ -1,0 +1,93 @@
+"""What the agent believes br-int holds, and the bundle that turns it into what it should hold.
+
+Invariants (as OVN's ofctrl keeps them):
+- ``installed`` maps each flow key (table, priority, match) to the flow on the
+  switch and the owner that put it there: a port id, or ``BRIDGE`` for the
+  shared flows. The agent never reads the switch to decide what to change.
+- A change is computed per owner: only the flows of the ports that changed are
+  compared, so its cost does not grow with the number of other ports.
+- One batch becomes one ordered, atomic bundle: deletes first, then adds. An
+  ``add`` of an existing key replaces it in place, so a port never runs with
+  half its flows, and a key that moves from one owner to another (an ofport
+  reused by a new port) is never deleted from under its new owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from portsec.openflow.flows import Flow, FlowKey
+
+BRIDGE = ""  # owner of the flows every port shares
+
+Key = FlowKey
+
+
+@dataclass
+class Batch:
+    """The bundle for one round: ``ovs-ofctl add-flows`` lines, deletes before adds."""
+
+    deletes: list[Flow] = field(default_factory=list)
+    adds: list[Flow] = field(default_factory=list)
+    owners: set[str] = field(default_factory=set)
+
+    def lines(self) -> list[str]:
+        return [f"delete_strict {f.key_text()}" for f in self.deletes] + [f"add {f.text()}" for f in self.adds]
+
+    def __bool__(self) -> bool:
+        return bool(self.deletes or self.adds)
+
+
+@dataclass
+class FlowTable:
+    installed: dict[Key, tuple[str, Flow]] = field(default_factory=dict)
+    by_owner: dict[str, set[Key]] = field(default_factory=dict)
+
+    def owners(self) -> set[str]:
+        return set(self.by_owner)
+
+    def flows_of(self, owner: str) -> list[Flow]:
+        return [self.installed[k][1] for k in self.by_owner.get(owner, ())]
+
+    def all_flows(self) -> list[Flow]:
+        return [f for _, f in self.installed.values()]
+
+    def diff(self, desired: Mapping[str, Iterable[Flow]]) -> Batch:
+        """The bundle that makes each owner in ``desired`` own exactly its flows (an empty list removes it)."""
+        batch = Batch()
+        wanted: dict[Key, Flow] = {}
+        for owner, flows in desired.items():
+            new = {f.key: f for f in flows}
+            wanted.update(new)
+            for key in self.by_owner.get(owner, set()) - new.keys():
+                batch.deletes.append(self.installed[key][1])
+            for key, f in new.items():
+                if key not in self.installed or self.installed[key][1] != f:
+                    batch.adds.append(f)
+            batch.owners.add(owner)
+        # A key another owner in this batch adds again must not be deleted after all.
+        batch.deletes = [f for f in batch.deletes if f.key not in wanted]
+        return batch
+
+    def commit(self, desired: Mapping[str, Iterable[Flow]]) -> None:
+        """Record that the bundle of :meth:`diff` for ``desired`` is on the switch."""
+        for owner, flows in desired.items():
+            for key in self.by_owner.pop(owner, set()):
+                if self.installed.get(key, (None,))[0] == owner:
+                    del self.installed[key]
+            keys = set()
+            for f in flows:
+                previous = self.installed.get(f.key)
+                if previous is not None and previous[0] != owner:
+                    self.by_owner[previous[0]].discard(f.key)
+                self.installed[f.key] = (owner, f)
+                keys.add(f.key)
+            if keys:
+                self.by_owner[owner] = keys
+
+    def reset(self, desired: Mapping[str, Iterable[Flow]]) -> None:
+        """After a full replace of the switch's flows: exactly ``desired`` is installed."""
+        self.installed.clear()
+        self.by_owner.clear()
+        self.commit(desired)

@@ -1,0 +1,138 @@
+"""The OVSDB side of the agent: which interface is which port (and at which ofport), and local VLAN tags.
+
+Interfaces are followed with ``ovsdb-client monitor`` on the Interface table,
+as Neutron's OVS agent does (its ``SimpleInterfaceMonitor``): one long-lived
+process streaming JSON rows, no polling. Writes (VLAN tags, bridge settings)
+go through ``ovs-vsctl``, all of a batch in one OVSDB transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+LOG = logging.getLogger(__name__)
+DEFAULT_RUNDIR = "/var/run/openvswitch"
+
+
+def default_target(rundir: str | None = None) -> str:
+    return f"unix:{rundir or os.environ.get('OVS_RUNDIR') or DEFAULT_RUNDIR}/db.sock"
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    ofport: int
+    iface_id: str
+
+
+def _value(cell: Any) -> Any:
+    """OVSDB JSON: ``["set", []]`` is no value, ``["map", [[k, v], ...]]`` a dict."""
+    if isinstance(cell, list) and cell and cell[0] == "set":
+        return cell[1][0] if cell[1] else None
+    if isinstance(cell, list) and cell and cell[0] == "map":
+        return dict(cell[1])
+    return cell
+
+
+class InterfaceMonitor:
+    """The Interface table, kept current by ``ovsdb-client monitor``; ``on_change`` runs after each update."""
+
+    def __init__(self, target: str, on_change: Callable[[], None]) -> None:
+        self.target = target
+        self.on_change = on_change
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        self.ready.clear()
+        with self._lock:
+            self._rows.clear()
+        self._proc = subprocess.Popen(
+            ["ovsdb-client", "monitor", self.target, "Open_vSwitch", "Interface", "name,ofport,external_ids",
+             "--format=json"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, args=(self._proc,), name="ovsdb-monitor", daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=5)
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                update = json.loads(line)
+            except ValueError:
+                continue
+            self._apply(update.get("headings", []), update.get("data", []))
+            self.ready.set()
+            self.on_change()
+        self.on_change()  # the monitor ended (ovsdb-server went away): let the agent notice
+
+    def _apply(self, headings: list[str], data: list[list[Any]]) -> None:
+        with self._lock:
+            uuid = ""
+            for raw in data:
+                row = dict(zip(headings, raw, strict=False))
+                uuid = row["row"] or uuid  # a "new" row follows its "old" row and names no uuid
+                if row["action"] == "delete":
+                    self._rows.pop(uuid, None)
+                elif row["action"] in ("initial", "insert", "new"):
+                    self._rows[uuid] = {k: _value(row[k]) for k in ("name", "ofport", "external_ids")}
+
+    def interfaces(self) -> dict[str, Interface]:
+        """Plugged ports: iface-id -> interface, for interfaces with an ofport."""
+        found: dict[str, Interface] = {}
+        with self._lock:
+            for row in self._rows.values():
+                iface_id = (row["external_ids"] or {}).get("iface-id")
+                ofport = row["ofport"]
+                if iface_id and isinstance(ofport, int) and ofport > 0:
+                    found[iface_id] = Interface(row["name"], ofport, iface_id)
+        return found
+
+
+@dataclass
+class Vsctl:
+    target: str
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            ["ovs-vsctl", f"--db={self.target}", "--timeout=10", *args], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"ovs-vsctl {' '.join(args[:3])}: {done.stderr.strip()}")
+        return done.stdout
+
+    def prepare_bridge(self, bridge: str) -> None:
+        """The bridge exists, fails closed with no controller, and speaks OpenFlow 1.4 (for bundles)."""
+        protocols = self.run("--may-exist", "add-br", bridge, "--", "get", "Bridge", bridge, "protocols")
+        wanted = {p.strip(' "') for p in protocols.strip().strip("[]").split(",") if p.strip()}
+        wanted |= {"OpenFlow10", "OpenFlow13", "OpenFlow14"}
+        self.run("set", "Bridge", bridge, "fail_mode=secure", f"protocols={','.join(sorted(wanted))}")
+
+    def port_tags(self) -> dict[str, int]:
+        out = json.loads(self.run("--format=json", "--columns=name,tag", "list", "Port"))
+        return {name: tag for name, tag in ((r[0], _value(r[1])) for r in out["data"]) if isinstance(tag, int)}
+
+    def set_tags(self, tags: Iterable[tuple[str, int]]) -> None:
+        args: list[str] = []
+        for name, tag in tags:
+            args += ["--", "set", "Port", name, f"tag={tag}"]
+        if args:
+            self.run(*args[1:])

@@ -1,0 +1,84 @@
+"""portsec agent: keep an Open vSwitch bridge's flows in step with the database; portsec port drops."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from cliff.command import Command
+from cliff.lister import Lister
+
+from portsec.cli.find import client_of, find
+
+
+def add_ovs_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bridge", default="br-int", metavar="<bridge>", help="Integration bridge (br-int)")
+    parser.add_argument(
+        "--ovsdb", metavar="<target>", default=None,
+        help="OVSDB to follow, e.g. unix:/var/run/openvswitch/db.sock (default: unix:$OVS_RUNDIR/db.sock)",
+    )  # fmt: skip
+
+
+def agent_config(args: argparse.Namespace) -> Any:
+    from portsec.agent.agent import AgentConfig
+
+    config = AgentConfig(bridge=args.bridge, ovsdb=args.ovsdb, rundir=os.environ.get("OVS_RUNDIR"))
+    if getattr(args, "host", None):
+        config.host = args.host
+    return config
+
+
+class RunAgent(Command):
+    """Program an Open vSwitch bridge with each port's anti-spoofing flows, and keep them current"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        add_ovs_options(parser)
+        parser.add_argument("--host", metavar="<host>", help="Host name reported as binding:host_id (this host)")
+        parser.add_argument("--once", action="store_true", help="One full sync, then exit")
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> None:
+        from portsec.agent.agent import Agent
+        from portsec.store.database import Database
+
+        logging.getLogger("portsec").setLevel(logging.INFO)
+        options: Any = self.app.options
+        db = Database(options.database_url)
+        db.migrate()
+        agent = Agent(db, agent_config(args))
+        if args.once:
+            agent.run_once()
+            self.app.stdout.write(f"synced {len(agent.table.installed)} flows on {args.bridge}\n")
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.app.stderr.write(f"portsec agent: {args.bridge}, database {db.url}\n")
+        agent.run(stop)
+
+
+class PortDrops(Lister):
+    """Packets a port's flows dropped, per reason (read from the bridge's flow counters)"""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("port", metavar="<port>", help="Port (name or ID)")
+        add_ovs_options(parser)
+        return parser
+
+    def take_action(self, args: argparse.Namespace) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+        from portsec.agent.ofctl import Bridge
+        from portsec.openflow.flows import DROP_REASONS, port_cookie_match
+
+        port = find(client_of(self), "port", args.port)
+        counters = Bridge(args.bridge, os.environ.get("OVS_RUNDIR")).counters(port_cookie_match(port["id"]))
+        dropped = dict.fromkeys(DROP_REASONS, 0)
+        for c in counters:
+            if c.reason in dropped:
+                dropped[c.reason] += c.packets
+        return ("Reason", "Packets"), list(dropped.items())

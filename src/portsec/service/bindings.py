@@ -1,0 +1,29 @@
+"""What the data plane reports back about ports: status, and the host they are bound to."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from portsec.domain.model import Port
+from portsec.store import ports as store
+from portsec.store.database import Tx
+
+ACTIVE, DOWN = "ACTIVE", "DOWN"
+
+
+def report(tx: Tx, port_id: str, status: str, host: str) -> Port | None:
+    """Set ``status`` (and ``binding:host_id`` when empty); a port deleted meanwhile is ignored.
+
+    Like Neutron, a status change is a change: the revision bumps and the
+    change log records it.
+    """
+    old = store.get(tx.conn, port_id, for_update=True)
+    if old is None:
+        return None
+    new = replace(old, status=status, host_id=old.host_id or (host if status == ACTIVE else ""))
+    if new == old:
+        return old
+    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
+    store.update(tx.conn, old, new)
+    tx.record("port", new.id, new.project_id, new.revision_number, "update")
+    return new

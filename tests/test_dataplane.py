@@ -1,0 +1,234 @@
+"""The protection contract on a real Open vSwitch: the seed scenario with namespaces as VMs.
+
+server1 (fa:16:3e:3e:e3:14, 192.168.1.138), server2 (fa:16:3e:7b:e9:03,
+192.168.1.136) and a client (192.168.1.2) on net1, as in the seed document,
+with IPv6 addresses too. Every row of DESIGN.md §4 is tried with a crafted
+frame, and the drop must be counted under its reason.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dhcp6 import DHCP6_Advertise
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import (
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
+    ICMPv6NDOptDstLLAddr,
+    IPv6,
+)
+from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.packet import Raw
+
+from tests import ovs
+from tests.dataplane import Dataplane, dataplane, wait_for
+
+pytestmark = pytest.mark.ovs
+
+M1, M2, MC = "fa:16:3e:3e:e3:14", "fa:16:3e:7b:e9:03", "fa:16:3e:00:00:02"
+LLA1 = "fe80::f816:3eff:fe3e:e314"
+OTHER_MAC = "fa:16:3e:99:99:99"
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+@pytest.fixture(scope="module")
+def sw() -> Iterator[ovs.Switch]:
+    assert ovs.available(), "these tests need Open vSwitch and root (.ci/run installs it)"
+    with ovs.switch() as switch:
+        yield switch
+
+
+@pytest.fixture
+def plane(tmp_path: Path, sw: ovs.Switch) -> Iterator[Dataplane]:
+    with dataplane(tmp_path, sw) as p:
+        yield p
+
+
+@pytest.fixture
+def seed(plane: Dataplane) -> dict[str, Any]:
+    net = plane.network("net1", ["192.168.1.0/24", "2001:db8:1::/64"])
+    client = plane.port(net, "client", MC, ["192.168.1.2", "2001:db8:1::2"])
+    server1 = plane.port(net, "server1", M1, ["192.168.1.138", "2001:db8:1::138"])
+    server2 = plane.port(net, "server2", M2, ["192.168.1.136"])
+    return {
+        "net": net,
+        "client": client,
+        "server1": server1,
+        "server2": server2,
+        "client_vm": plane.vm(client, ["192.168.1.2/24", "2001:db8:1::2/64"]),
+        "server1_vm": plane.vm(server1, ["192.168.1.138/24", "2001:db8:1::138/64"]),
+        "server2_vm": plane.vm(server2, ["192.168.1.136/24"]),
+    }
+
+
+def test_normal_traffic_passes_and_ports_become_active(plane: Dataplane, seed: dict[str, Any]) -> None:
+    client = seed["client_vm"]
+    assert client.ping("192.168.1.138")
+    assert client.ping("2001:db8:1::138")
+    assert client.ping("192.168.1.136")
+    # TCP end to end (checksums offload is off on the veths, as the userspace datapath needs).
+    server = seed["server1_vm"]
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", server.name, "python3", "-c",
+         "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+         "s.bind(('192.168.1.138', 8080)); s.listen(); c,_=s.accept(); c.sendall(c.recv(100).upper()); c.close()"],
+    )  # fmt: skip
+    try:
+        time.sleep(0.3)
+        reply = client.sh(
+            "python3", "-c",
+            "import socket; s=socket.create_connection(('192.168.1.138', 8080), timeout=5); s.sendall(b'hello');"
+            "print(s.recv(100).decode())",
+        )  # fmt: skip
+        assert reply.stdout.strip() == "HELLO"
+    finally:
+        listener.kill()
+        listener.wait()
+    shown = plane.client.get("port", seed["server1"]["id"])
+    assert (shown["status"], shown["binding:host_id"]) == ("ACTIVE", "test-host")
+
+
+def test_vip_is_dropped_without_the_pair_and_passes_with_it(plane: Dataplane, seed: dict[str, Any]) -> None:
+    client, server1 = seed["client_vm"], seed["server1_vm"]
+    server1.sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
+    before = plane.drops(seed["server1"])
+    assert not client.ping("192.168.1.10")
+    after = plane.drops(seed["server1"])
+    assert after["arp"] > before["arp"], "server1's ARP replies for the VIP must be dropped as ARP spoofing"
+
+    plane.update(seed["server1"], allowed_address_pairs=[{"ip_address": "192.168.1.10"}])
+    plane.converged(seed["server1"])
+    client.sh("ip", "neigh", "flush", "dev", "eth0")
+    assert client.ping("192.168.1.10")
+
+
+def _rows() -> list[tuple[str, Any, str | None]]:
+    """(what, frame from server1, the reason it is dropped for, or None when it must pass)."""
+    ip1 = IP(src="192.168.1.138", dst="192.168.1.2")
+    return [
+        ("foreign source MAC", Ether(src=OTHER_MAC, dst=MC) / ip1 / UDP(sport=1, dport=9), "mac"),
+        ("multicast source MAC", Ether(src="01:00:5e:00:00:01", dst=MC) / ip1 / UDP(sport=1, dport=9), "mac"),
+        ("own MAC and IP", Ether(src=M1, dst=MC) / ip1 / UDP(sport=1, dport=9), None),
+        ("IPv4 source not bound", Ether(src=M1, dst=MC) / IP(src="192.168.1.99", dst="192.168.1.2") / UDP(), "ipv4-source"),
+        ("DHCP discover", Ether(src=M1, dst=BCAST) / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+         / BOOTP(chaddr=bytes.fromhex("fa163e3ee314")) / DHCP(options=[("message-type", "discover"), "end"]), None),
+        ("ARP sender MAC is not the frame's", Ether(src=M1, dst=BCAST) / ARP(hwsrc=OTHER_MAC, psrc="192.168.1.138", pdst="192.168.1.2"), "arp"),
+        ("ARP for an address not bound", Ether(src=M1, dst=BCAST) / ARP(hwsrc=M1, psrc="192.168.1.99", pdst="192.168.1.2"), "arp"),
+        ("ARP probe", Ether(src=M1, dst=BCAST) / ARP(hwsrc=M1, psrc="0.0.0.0", pdst="192.168.1.138"), None),
+        ("ARP for its own address", Ether(src=M1, dst=BCAST) / ARP(hwsrc=M1, psrc="192.168.1.138", pdst="192.168.1.2"), None),
+        ("IPv6 source not bound", Ether(src=M1, dst=MC) / IPv6(src="2001:db8:1::99", dst="2001:db8:1::2") / UDP(), "ipv6-source"),
+        ("IPv6 from its link-local address", Ether(src=M1, dst=MC) / IPv6(src=LLA1, dst="fe80::1") / UDP(), None),
+        ("DAD from ::", Ether(src=M1, dst="33:33:ff:00:01:38") / IPv6(src="::", dst="ff02::1:ff00:138")
+         / ICMPv6ND_NS(tgt="2001:db8:1::138"), None),
+        ("NA for an address not bound", Ether(src=M1, dst="33:33:00:00:00:01") / IPv6(src=LLA1, dst="ff02::1")
+         / ICMPv6ND_NA(tgt="2001:db8:1::99") / ICMPv6NDOptDstLLAddr(lladdr=M1), "nd"),
+        ("NA with another link-layer address", Ether(src=M1, dst="33:33:00:00:00:01") / IPv6(src=LLA1, dst="ff02::1")
+         / ICMPv6ND_NA(tgt="2001:db8:1::138") / ICMPv6NDOptDstLLAddr(lladdr=OTHER_MAC), "nd"),
+        ("NA for its own address", Ether(src=M1, dst="33:33:00:00:00:01") / IPv6(src=LLA1, dst="ff02::1")
+         / ICMPv6ND_NA(tgt="2001:db8:1::138") / ICMPv6NDOptDstLLAddr(lladdr=M1), None),
+        ("DHCP server reply", Ether(src=M1, dst=MC) / IP(src="192.168.1.138", dst="192.168.1.2") / UDP(sport=67, dport=68)
+         / BOOTP(op=2), "dhcp-server"),
+        ("DHCPv6 server reply", Ether(src=M1, dst=MC) / IPv6(src=LLA1, dst="fe80::1") / UDP(sport=547, dport=546)
+         / DHCP6_Advertise(), "dhcp-server"),
+        ("router advertisement", Ether(src=M1, dst="33:33:00:00:00:01") / IPv6(src=LLA1, dst="ff02::1") / ICMPv6ND_RA(), "ra"),
+        ("ICMPv6 redirect", Ether(src=M1, dst=MC) / IPv6(src=LLA1, dst="fe80::1")
+         / ICMPv6ND_Redirect(tgt="fe80::2", dst="2001:db8:9::1"), "ra"),
+        ("802.1Q tagged", Ether(src=M1, dst=MC) / Dot1Q(vlan=5) / ip1 / UDP(), "vlan"),
+        ("802.1ad tagged", Ether(src=M1, dst=MC) / Dot1AD(vlan=5) / Dot1Q(vlan=6) / ip1 / UDP(), "vlan"),
+        ("LLDP (another ethertype)", Ether(src=M1, dst="01:80:c2:00:00:0e", type=0x88CC) / Raw(b"\x02\x07" + b"\x00" * 40), "ethertype"),
+    ]  # fmt: skip
+
+
+def test_every_contract_row_gets_its_verdict_and_reason(plane: Dataplane, seed: dict[str, Any]) -> None:
+    server1, port = seed["server1_vm"], seed["server1"]
+    wrong = []
+    for what, frame, reason in _rows():
+        before, allowed = plane.drops(port), plane.allowed(port)
+        plane.send(server1, bytes(frame))
+        after = plane.drops(port)
+        delta = {r: after[r] - before[r] for r in after if after[r] != before[r]}
+        expected = {reason: 1} if reason else {}
+        if delta != expected or (reason is None and plane.allowed(port) <= allowed):
+            wrong.append(f"{what}: expected {expected or 'to pass'}, counted {delta or 'no drop'}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_port_security_off_lets_spoofing_through(plane: Dataplane, seed: dict[str, Any]) -> None:
+    client, server1 = seed["client_vm"], seed["server1_vm"]
+    server1.sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
+    assert not client.ping("192.168.1.10")
+    plane.update(seed["server1"], port_security_enabled=False)
+    plane.converged(seed["server1"])
+    client.sh("ip", "neigh", "flush", "dev", "eth0")
+    assert client.ping("192.168.1.10")
+    flows = plane.sw.ofctl("dump-flows", plane.sw.bridge, f"in_port={seed['server1_vm'].ofport}")
+    assert "drop" not in flows, "no flow may drop a port's packets when its port security is off"
+
+
+def test_ports_on_two_networks_cannot_reach_each_other(plane: Dataplane, seed: dict[str, Any]) -> None:
+    net2 = plane.network("net2", ["192.168.1.0/24"])  # the same range: only the network keeps them apart
+    other = plane.port(net2, "other", "fa:16:3e:00:00:50", ["192.168.1.50"])
+    other_vm = plane.vm(other, ["192.168.1.50/24"])
+    assert not seed["client_vm"].ping("192.168.1.50")
+    assert not other_vm.ping("192.168.1.2")
+    neighbour = plane.port(net2, "neighbour", "fa:16:3e:00:00:51", ["192.168.1.51"])
+    assert plane.vm(neighbour, ["192.168.1.51/24"]).ping("192.168.1.50")
+
+
+def test_an_interface_of_no_known_port_is_dropped(plane: Dataplane, seed: dict[str, Any]) -> None:
+    stranger = {"id": "00000000-0000-4000-8000-000000000000", "mac_address": "fa:16:3e:00:00:66"}
+    machine = plane.stack.enter_context(ovs.vm(plane.sw, stranger["id"], stranger["mac_address"], ["192.168.1.66/24"]))
+    assert not machine.ping("192.168.1.2")
+    plane.sw.revalidate()
+    table0 = plane.sw.ofctl("dump-flows", plane.sw.bridge, "table=0")
+    assert re.search(r"n_packets=[1-9]\d*, .*priority=0 actions=drop", table0), "the fail-closed drop must count them"
+
+
+def test_port_delete_removes_its_flows_and_unplug_sets_down(plane: Dataplane, seed: dict[str, Any]) -> None:
+    server2, vm = seed["server2"], seed["server2_vm"]
+    plane.sw.vsctl("del-port", plane.sw.bridge, vm.tap)
+    wait_for(lambda: plane.client.get("port", server2["id"])["status"] == "DOWN", what="server2 DOWN")
+    assert f"in_port={vm.ofport}," not in plane.sw.ofctl("dump-flows", plane.sw.bridge)
+    plane.client.delete("port", seed["server1"]["id"])
+    wait_for(lambda: seed["server1"]["id"] not in plane.agent.table.by_owner, what="server1's flows removed")
+    assert f"in_port={seed['server1_vm'].ofport}," not in plane.sw.ofctl("dump-flows", plane.sw.bridge)
+    assert not seed["client_vm"].ping("192.168.1.138")
+
+
+def test_agent_restart_loses_no_packet_and_removes_stale_flows(plane: Dataplane, seed: dict[str, Any]) -> None:
+    client = seed["client_vm"]
+    pinger = subprocess.Popen(
+        ["ip", "netns", "exec", client.name, "ping", "-q", "-i", "0.01", "-c", "300", "192.168.1.138"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(0.5)
+    plane.stop_agent()
+    # While the agent is away, a pair is removed: the restarted agent must take its flows away.
+    plane.update(seed["server2"], allowed_address_pairs=[{"ip_address": "192.168.1.20"}])
+    plane.start_agent()
+    plane.converged(seed["server2"])
+    plane.update(seed["server2"], allowed_address_pairs=[])
+    plane.stop_agent()
+    plane.start_agent()
+    out, _ = pinger.communicate(timeout=30)
+    assert " 0% packet loss" in out, out
+    plane.converged(seed["server2"])
+    assert "192.168.1.20" not in plane.sw.ofctl("dump-flows", plane.sw.bridge)
+
+
+def test_open_vswitch_restart_gets_the_flows_back(plane: Dataplane, seed: dict[str, Any]) -> None:
+    plane.sw.restart_vswitchd()
+    wait_for(lambda: "nw_src=192.168.1.138" in plane.sw.ofctl("dump-flows", plane.sw.bridge), what="flows back")
+    assert seed["client_vm"].ping("192.168.1.138", count=3)
+    seed["server1_vm"].sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
+    assert not seed["client_vm"].ping("192.168.1.10"), "after a restart the switch must still fail closed"
