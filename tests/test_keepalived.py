@@ -1,0 +1,112 @@
+"""The seed document's use case on a real switch: keepalived moves VIP 192.168.1.10 from server1 to server2.
+
+It works when both ports carry the pair, and does not when server2's lacks it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import ovs
+from tests.dataplane import Dataplane, dataplane, wait_for
+
+pytestmark = pytest.mark.ovs
+
+VIP = "192.168.1.10"
+CONFIG = """
+global_defs {{
+    script_user root
+    enable_script_security
+}}
+vrrp_instance portsec {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int 1
+    virtual_ipaddress {{
+        {vip}/24 dev eth0
+    }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def sw() -> Iterator[ovs.Switch]:
+    assert ovs.available(), "these tests need Open vSwitch and root (.ci/run installs it)"
+    with ovs.switch() as switch:
+        yield switch
+
+
+@pytest.fixture
+def plane(tmp_path: Path, sw: ovs.Switch) -> Iterator[Dataplane]:
+    with dataplane(tmp_path, sw) as p:
+        yield p
+
+
+class Keepalived:
+    """keepalived in a VM's namespace, in the foreground, ended by its PID."""
+
+    def __init__(self, machine: ovs.VM, workdir: Path, state: str, priority: int) -> None:
+        self.dir = workdir / machine.name
+        self.dir.mkdir()
+        conf = self.dir / "keepalived.conf"
+        conf.write_text(CONFIG.format(state=state, priority=priority, vip=VIP))
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", machine.name, "keepalived", "--dont-fork", "--log-console", "--vrrp",
+             "-f", str(conf), "-p", str(self.dir / "k.pid"), "-r", str(self.dir / "v.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
+def _holds_vip(machine: ovs.VM) -> bool:
+    return f"{VIP}/24" in machine.sh("ip", "-4", "addr", "show", "dev", "eth0").stdout
+
+
+def _failover(plane: Dataplane, tmp_path: Path, pair_on_server2: bool) -> tuple[bool, ovs.VM, ovs.VM, ovs.VM]:
+    net = plane.network("net1", ["192.168.1.0/24"])
+    pair = [{"ip_address": VIP}]
+    client = plane.port(net, "client", "fa:16:3e:00:00:02", ["192.168.1.2"])
+    server1 = plane.port(net, "server1", "fa:16:3e:3e:e3:14", ["192.168.1.138"], allowed_address_pairs=pair)
+    server2 = plane.port(net, "server2", "fa:16:3e:7b:e9:03", ["192.168.1.136"],
+                         allowed_address_pairs=pair if pair_on_server2 else [])  # fmt: skip
+    client_vm = plane.vm(client, ["192.168.1.2/24"])
+    vm1, vm2 = plane.vm(server1, ["192.168.1.138/24"]), plane.vm(server2, ["192.168.1.136/24"])
+    daemons = [Keepalived(vm1, tmp_path, "MASTER", 150), Keepalived(vm2, tmp_path, "BACKUP", 100)]
+    try:
+        wait_for(lambda: _holds_vip(vm1), timeout=15, what="server1 to become master")
+        assert client_vm.ping(VIP, count=3), "the client must reach the VIP on server1"
+        daemons[0].stop()
+        wait_for(lambda: _holds_vip(vm2), timeout=15, what="server2 to take the VIP")
+        time.sleep(0.5)  # keepalived's gratuitous ARPs after the takeover
+        reached = client_vm.ping(VIP, count=3, wait=1.0)
+        return reached, client_vm, vm1, vm2
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def test_failover_reaches_the_vip_on_server2_when_both_ports_have_the_pair(plane: Dataplane, tmp_path: Path) -> None:
+    reached, client_vm, _, _ = _failover(plane, tmp_path, pair_on_server2=True)
+    assert reached, "after failover the client must reach the VIP on server2"
+    neighbour = client_vm.sh("ip", "neigh", "show", VIP).stdout
+    assert "fa:16:3e:7b:e9:03" in neighbour, f"the VIP must now resolve to server2: {neighbour}"
+
+
+def test_failover_fails_when_server2_lacks_the_pair(plane: Dataplane, tmp_path: Path) -> None:
+    reached, _, _, _ = _failover(plane, tmp_path, pair_on_server2=False)
+    assert not reached, "server2 may not answer for the VIP without the pair"
+    server2 = plane.client.list("port", {"name": ["server2"]})[0]
+    assert plane.drops(server2)["arp"] > 0, "server2's ARP for the VIP must be counted as dropped"
