@@ -28,7 +28,7 @@ def serve(database_url: str, workers: int = 1, args: Sequence[str] = ()) -> Iter
     port = free_port()
     env = {**os.environ, "PORTSEC_DATABASE_URL": database_url}
     proc = subprocess.Popen(
-        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers), *args],
+        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers), "--no-agent", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

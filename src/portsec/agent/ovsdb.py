@@ -25,6 +25,14 @@ def default_target(rundir: str | None = None) -> str:
     return f"unix:{rundir or os.environ.get('OVS_RUNDIR') or DEFAULT_RUNDIR}/db.sock"
 
 
+def ovsdb_answers(target: str) -> bool:
+    try:
+        done = subprocess.run(["ovsdb-client", "--timeout=2", "list-dbs", target], capture_output=True, check=False)
+    except FileNotFoundError:  # Open vSwitch is not installed
+        return False
+    return done.returncode == 0
+
+
 @dataclass(frozen=True)
 class Interface:
     name: str

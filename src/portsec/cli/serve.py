@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
+import threading
 from typing import Any
 
 from cliff.command import Command
 
+from portsec.agent.ovsdb import default_target
 from portsec.api import identity
+from portsec.cli.agent import add_ovs_options, agent_config
 from portsec.cli.find import CommandError
 from portsec.store.database import Database
 
@@ -29,6 +33,13 @@ class Serve(Command):
             help="YAML users/projects/roles: serve a Keystone v3 password-auth endpoint at /v3 and require its "
             f"tokens on /v2.0 (default: noauth; env {identity.ENV_CONFIG})",
         )
+        enforce = parser.add_mutually_exclusive_group()
+        enforce.add_argument(
+            "--agent", dest="agent", action="store_true", default=None,
+            help="Also run the Open vSwitch agent in this process (default: when a local OVSDB answers)",
+        )  # fmt: skip
+        enforce.add_argument("--no-agent", dest="agent", action="store_false", help="Serve the API only")
+        add_ovs_options(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> None:
@@ -54,11 +65,39 @@ class Serve(Command):
         os.environ["PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS"] = str(options.max_allowed_address_pairs)
         auth = f"identity {args.identity_config}" if args.identity_config else "noauth"
         self.app.stderr.write(f"portsec: Neutron API on http://{args.bind}:{args.port} (database {db.url}, {auth})\n")
-        uvicorn.run(
-            "portsec.api.app:from_environment",
-            factory=True,
-            host=args.bind,
-            port=args.port,
-            workers=args.workers,
-            log_level="warning",
-        )
+        stop = threading.Event()
+        agent = self._agent(args, db.url, stop)
+        try:
+            uvicorn.run(
+                "portsec.api.app:from_environment",
+                factory=True,
+                host=args.bind,
+                port=args.port,
+                workers=args.workers,
+                log_level="warning",
+            )
+        finally:
+            stop.set()
+            if agent is not None:
+                agent.join(timeout=10)
+
+    def _agent(self, args: argparse.Namespace, url: str, stop: threading.Event) -> threading.Thread | None:
+        """The agent in a thread of this process: API writes here wake it at commit, with no polling delay."""
+        from portsec.agent.agent import Agent
+        from portsec.agent.ovsdb import ovsdb_answers
+
+        config = agent_config(args)
+        target = config.ovsdb or default_target(config.rundir)
+        if args.agent is False:
+            return None
+        if not ovsdb_answers(target):
+            if args.agent:
+                raise CommandError(f"--agent: no Open vSwitch database answers at {target}")
+            self.app.stderr.write(f"portsec: no Open vSwitch at {target}: nothing is enforced (trace still works)\n")
+            return None
+        logging.getLogger("portsec").setLevel(logging.INFO)
+        agent = Agent(Database(url), config)
+        thread = threading.Thread(target=agent.run, args=(stop,), name="portsec-agent", daemon=True)
+        thread.start()
+        self.app.stderr.write(f"portsec: enforcing on {config.bridge} ({target})\n")
+        return thread

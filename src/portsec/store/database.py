@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import platformdirs
 import sqlalchemy as sa
@@ -103,6 +103,10 @@ def _alembic_config(conn: Connection) -> Config:
 class Database:
     """The store's entry point: ``with db.transaction() as tx: ...``."""
 
+    # Called after each commit that wrote change-log rows, whichever Database object of this process
+    # made it: the agent of `portsec serve --agent` wakes at once instead of at its next poll.
+    after_commit: ClassVar[list[Callable[[], None]]] = []
+
     def __init__(self, url: str | None = None) -> None:
         self.url = database_url(url)
         engine_url = sa.engine.make_url(self.url)
@@ -113,9 +117,6 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_connect)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self._rng = random.Random()
-        # Called after each commit that wrote change-log rows: in-process followers (the agent of
-        # `portsec serve --agent`) wake at once instead of waiting for their next poll.
-        self.after_commit: list[Callable[[], None]] = []
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is there already."""
