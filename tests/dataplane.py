@@ -124,10 +124,12 @@ class Dataplane:
 
 
 @contextmanager
-def dataplane(tmp_path: Path, sw: ovs.Switch) -> Iterator[Dataplane]:
-    db = Database(f"sqlite:///{tmp_path}/portsec.db")
+def dataplane(
+    tmp_path: Path, sw: ovs.Switch, url: str | None = None, poll_interval: float = 0.05
+) -> Iterator[Dataplane]:
+    db = Database(url or f"sqlite:///{tmp_path}/portsec.db")
     db.migrate()
-    config = AgentConfig(bridge=sw.bridge, ovsdb=sw.db, rundir=str(sw.rundir), host="test-host")
+    config = AgentConfig(sw.bridge, sw.db, str(sw.rundir), host="test-host", poll_interval=poll_interval)
     with ExitStack() as stack:
         plane = Dataplane(db, sw, EmbeddedClient(db, Context.admin()), Agent(db, config), stack)
         plane.start_agent()

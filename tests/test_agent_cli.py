@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import ovs
-from tests.dataplane import wait_for
+from tests import ovs, postgres
+from tests.dataplane import dataplane, wait_for
 from tests.server import free_port
 
 pytestmark = pytest.mark.ovs
@@ -107,3 +107,19 @@ def test_agent_once_programs_the_bridge_and_drops_reads_the_counters(sw: ovs.Swi
         }
         shown = portsec(env, "port", "show", "server1", "-f", "value", "-c", "status")
         assert shown.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.postgresql
+def test_agent_on_postgresql_wakes_on_notify_from_another_process(
+    sw: ovs.Switch, tmp_path: Path, postgres_url: str
+) -> None:
+    url = postgres.fresh_database(postgres_url, "agent_notify")
+    # Polling once a minute: only the NOTIFY of the other process's commit can wake the agent in time.
+    with dataplane(tmp_path, sw, url=url, poll_interval=60) as plane:
+        net = plane.network("net1", ["192.168.1.0/24"])
+        server1 = plane.port(net, "server1", "fa:16:3e:3e:e3:14", ["192.168.1.138"])
+        plane.vm(server1, ["192.168.1.138/24"])
+        env = {**os.environ, "PORTSEC_DATABASE_URL": url}
+        done = portsec(env, "port", "set", "server1", "--allowed-address", "ip-address=192.168.1.10")
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: "arp_spa=192.168.1.10" in sw.ofctl("dump-flows", sw.bridge), timeout=10, what="NOTIFY")

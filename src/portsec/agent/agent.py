@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
+from portsec.agent.listen import follow_notifications
 from portsec.agent.ofctl import Bridge, OfctlError
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
 from portsec.domain.model import Context, Port
@@ -42,7 +43,7 @@ class AgentConfig:
     ovsdb: str | None = None  # default: unix:$OVS_RUNDIR/db.sock
     rundir: str | None = None  # OVS_RUNDIR for ovs-ofctl (where <bridge>.mgmt is)
     host: str = field(default_factory=socket.gethostname)
-    poll_interval: float = 0.05  # change-log poll when no in-process commit or NOTIFY wakes us
+    poll_interval: float = 0.05  # change-log poll, for writers that neither share our process nor NOTIFY
     canary_interval: float = 1.0  # how often to check that Open vSwitch kept our flows
 
 
@@ -97,6 +98,8 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         self.start()
+        if self.db.engine.dialect.name == "postgresql":
+            follow_notifications(self.db.url, self.wake.set, stop)
         try:
             self.sync()
             next_canary = time.monotonic() + self.config.canary_interval
