@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from portsec.api.identity import BadAuthRequest, Identity, Unauthorized, error_body
+from portsec.domain import errors
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
 
 IDENTITY_VERSION = "v3.14"
@@ -40,10 +41,14 @@ class Auth(Protocol):
 
     def root_versions(self, base_url: str) -> list[dict[str, Any]]: ...
 
+    def openapi_security(self) -> dict[str, Any]: ...
+
 
 def noauth_context(headers: Mapping[str, str]) -> Context:
     project = headers.get("x-project-id") or headers.get("x-tenant-id")
     roles_header = headers.get("x-roles")
+    if "\x00" in (project or "") + (roles_header or ""):
+        raise errors.HTTPBadRequest("X-Project-Id and X-Roles may not contain a NUL character")
     roles: tuple[str, ...]
     if roles_header is None:
         roles = ("admin", "member", "reader") if project is None else ("member", "reader")
@@ -61,6 +66,9 @@ class NoAuth:
 
     def root_versions(self, base_url: str) -> list[dict[str, Any]]:
         return []
+
+    def openapi_security(self) -> dict[str, Any]:
+        return {}
 
 
 def _v3(base_url: str) -> dict[str, Any]:
@@ -96,6 +104,11 @@ class TokenAuth:
 
     def root_versions(self, base_url: str) -> list[dict[str, Any]]:
         return [_v3(base_url)]
+
+    def openapi_security(self) -> dict[str, Any]:
+        """OpenAPI's view: /v2.0 needs the X-Auth-Token that POST /v3/auth/tokens returns."""
+        scheme = {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
+        return {"components": {"securitySchemes": {"keystone": scheme}}, "security": [{"keystone": []}]}
 
     def install(self, app: FastAPI) -> None:
         identity = self.identity

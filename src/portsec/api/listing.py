@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from portsec.domain import errors
 from portsec.service.common import Listing
 
+MAX_LIMIT = 2**31 - 1  # any larger page is "everything"; SQL drivers refuse larger numbers
 RESERVED = frozenset({"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"})
 _STANDARD = ("id", "name", "tenant_id", "project_id", "description", "revision_number")
 
@@ -123,7 +124,7 @@ def _limit(value: str | None) -> int | None:
         raise errors.BadRequest(
             resource="limit", msg=f"Limit must be an integer 0 or greater and not '{value}'"
         ) from None
-    return limit or None
+    return min(limit, MAX_LIMIT) or None
 
 
 def links(

@@ -164,6 +164,8 @@ def string(max_len: int | None = NAME_MAX_LEN) -> Validator:
     def check(data: Any) -> str | None:
         if not isinstance(data, str):
             return f"'{data}' is not a valid string"
+        if "\x00" in data:  # no database stores it (PostgreSQL refuses it in text)
+            return f"'{data}' contains a NUL character"
         if max_len is not None and len(data) > max_len:
             return f"'{data}' exceeds maximum length of {max_len}"
         return None

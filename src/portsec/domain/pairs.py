@@ -23,7 +23,7 @@ def validate_pairs(data: Any, max_pairs: int = DEFAULT_MAX_PAIRS) -> list[dict[s
         raise errors.HTTPBadRequest("Allowed address pairs must be a list.")
     if len(data) > max_pairs:
         raise errors.AllowedAddressPairExhausted(quota=max_pairs)
-    seen: set[tuple[Any, Any]] = set()
+    seen: list[tuple[Any, Any]] = []  # a list: a bad entry may hold unhashable values
     for entry in data:
         if not isinstance(entry, dict):
             raise errors.HTTPBadRequest(
@@ -38,7 +38,7 @@ def validate_pairs(data: Any, max_pairs: int = DEFAULT_MAX_PAIRS) -> list[dict[s
         key = (entry.get("mac_address"), entry["ip_address"])
         if key in seen:
             raise errors.DuplicateAddressPairInRequest(mac_address=key[0], ip_address=key[1])
-        seen.add(key)
+        seen.append(key)
         extra = sorted(set(entry) - _PAIR_KEYS)
         if extra:
             raise errors.HTTPBadRequest(f"Unrecognized attribute(s) '{', '.join(extra)}'")

@@ -36,6 +36,7 @@ def scope(ctx_project: str, is_admin: bool) -> str | None:
 
 _BOOLEAN_FILTERS = frozenset({"admin_state_up", "shared", "port_security_enabled", "enable_dhcp"})
 _INT_FILTERS = frozenset({"revision_number", "ip_version", "mtu"})
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ def list_query(listing: Listing, filters: Mapping[str, Sequence[Any]], columns: 
         if name in _BOOLEAN_FILTERS:
             typed[column] = [attributes.to_boolean(v) for v in values]
         elif name in _INT_FILTERS:
-            typed[column] = [attributes.to_int(v) for v in values]
+            # A number no column can hold matches nothing (and must not reach the driver).
+            numbers = [attributes.to_int(v) for v in values]
+            typed[column] = [n for n in numbers if _INT64_MIN <= n <= _INT64_MAX]
         else:
             typed.setdefault(column, []).extend(values)
     sort = [(columns.get(k, "project_id" if k == "tenant_id" else k), asc) for k, asc in listing.sort]
