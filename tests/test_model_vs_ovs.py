@@ -130,8 +130,22 @@ def _ovs_text(spec: Spec) -> str:
     return text
 
 
+def require_bridge(sw: ovs.Switch) -> None:
+    """Fail with the cause when vswitchd could not open the bridge's userspace datapath.
+
+    Its tap devices (``ovs-netdev``, the bridge's own) live in the host's namespace, so a
+    second private switch started while another runs on the same host cannot open them.
+    """
+    log = (sw.rundir / "ovs-vswitchd.log").read_text()
+    if f"failed to create bridge {sw.bridge}" in log:
+        errors = [line for line in log.splitlines() if "|WARN|" in line or "|ERR|" in line]
+        pytest.fail(f"Open vSwitch could not create {sw.bridge} (is another ovs-vswitchd with a userspace datapath "
+                    "running on this host?):\n" + "\n".join(errors[-4:]))  # fmt: skip
+
+
 @contextmanager
 def _bridge_deleted(sw: ovs.Switch) -> Iterator[None]:
+    require_bridge(sw)
     try:
         yield
     finally:

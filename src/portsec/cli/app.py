@@ -12,7 +12,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, networks, ports, serve, subnets
+from portsec.cli import agent, networks, ports, serve, subnets, trace
 from portsec.cli.find import CommandError
 from portsec.domain.errors import NeutronError
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
@@ -40,6 +40,7 @@ COMMANDS: dict[str, type[Command]] = {
     "port drops": agent.PortDrops,
     "agent": agent.RunAgent,
     "serve": serve.Serve,
+    "trace": trace.Trace,
 }
 
 
