@@ -23,6 +23,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from portsec.openflow.flows import PROTOCOLS, Flow, parse_flow
 
@@ -289,7 +290,7 @@ def _ops(f: Flow) -> tuple[tuple[int, int], ...]:
 class _Entry:
     """One installed flow: the value, its compiled match and actions, and its counter."""
 
-    __slots__ = ("flow", "in_port", "mask", "n_packets", "ops", "value")
+    __slots__ = ("flow", "forwards", "goto", "in_port", "mask", "n_packets", "ops", "reason", "simple", "value")
 
     def __init__(self, f: Flow) -> None:
         values: dict[str, int] = {}
@@ -321,13 +322,16 @@ class _Entry:
         self.in_port = exact("in_port") if "in_port" in masks else None
         self.ops = _ops(f)
         self.n_packets = 0
+        self.reason = f.reason
+        self.simple = all(op != _RESUBMIT for op, _ in self.ops)
+        self.forwards = any(op in (_NORMAL, _OUTPUT) for op, _ in self.ops)
+        self.goto = next((arg for op, arg in self.ops if op == _GOTO), None)
 
     def overlaps(self, other: _Entry) -> bool:
         return (self.value ^ other.value) & self.mask & other.mask == 0
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the switch did with one packet: forwarded or dropped, the flows it took, and why."""
 
     forwarded: bool
@@ -391,7 +395,8 @@ class SwitchModel:
         self._entries: dict[FlowKey, _Entry] = {}
         # (table, in_port or None for flows that match any port) -> key -> entry
         self._groups: dict[tuple[int, int | None], dict[FlowKey, _Entry]] = {}
-        self._lookup: dict[tuple[int, int | None], list[_Entry]] = {}
+        self._lookup: dict[tuple[int, int | None], list[tuple[int, int, _Entry]]] = {}
+        self._dirty: set[tuple[int, int | None]] = set()  # groups whose lookup list a bundle changed
         self.apply(adds=flows)
 
     # -- the table --------------------------------------------------------------------------------
@@ -457,12 +462,15 @@ class SwitchModel:
                 if self._entries.get(entry.flow.key) is entry:
                     self._check_ambiguity(entry)
         except Exception:
+            self._dirty.clear()
             for key, previous in reversed(undo):
                 if key in self._entries:
                     self._remove(key)
                 if previous is not None:
                     self._insert(previous)
+            self._dirty.clear()
             raise
+        self._rebuild()
 
     def apply_diff(self, d: FlowDiff) -> None:
         self.apply(adds=d.adds, deletes=d.deletes)
@@ -493,10 +501,22 @@ class SwitchModel:
     def _invalidate(self, entry: _Entry) -> None:
         table = entry.flow.table
         if entry.in_port is None:
-            for cached in [k for k in self._lookup if k[0] == table]:
-                del self._lookup[cached]
+            stale = [k for k in self._lookup if k[0] == table]
+            self._dirty.update(k for k in self._groups if k[0] == table)
         else:
-            self._lookup.pop((table, entry.in_port), None)
+            stale = [(table, entry.in_port)]
+            self._dirty.add((table, entry.in_port))
+        for key in stale:
+            self._lookup.pop(key, None)
+
+    def _rebuild(self) -> None:
+        """After a bundle: the lookup lists of what it touched, so no packet pays for sorting."""
+        for table, in_port in self._dirty:
+            if in_port is None:
+                self._entries_for(table, -1)  # a port with no flows of its own: the shared list
+            elif (table, in_port) in self._groups:
+                self._entries_for(table, in_port)
+        self._dirty.clear()
 
     def _check_ambiguity(self, entry: _Entry) -> None:
         f = entry.flow
@@ -517,13 +537,16 @@ class SwitchModel:
                     f"with different actions:\n  {other.flow}\n  {f}"
                 )
 
-    def _entries_for(self, table: int, in_port: int) -> list[_Entry]:
+    def _entries_for(self, table: int, in_port: int) -> list[tuple[int, int, _Entry]]:
+        """The flows a packet from ``in_port`` can match in ``table``, best first, as (mask, value, entry)."""
         own = self._groups.get((table, in_port))
         key = (table, in_port if own else None)
         found = self._lookup.get(key)
         if found is None:
             merged = [*(own or {}).values(), *self._groups.get((table, None), {}).values()]
-            found = self._lookup[key] = sorted(merged, key=lambda e: _order(e.flow))
+            found = self._lookup[key] = [(e.mask, e.value, e) for e in sorted(merged, key=lambda e: _order(e.flow))]
+        if not own and len(self._lookup) < 4 * len(self._entries) + 1024:
+            self._lookup[(table, in_port)] = found  # the shared list, also under this port: one lookup per table
         return found
 
     # -- packets ----------------------------------------------------------------------------------
@@ -535,19 +558,25 @@ class SwitchModel:
         if count:
             for entry in path:
                 entry.n_packets += 1
-        flows = tuple(e.flow for e in path)
-        reason = None if forwarded or missed is not None or not flows else flows[-1].reason
-        return Verdict(forwarded, flows, reason, missed)
+        reason = None if forwarded or missed is not None or not path else path[-1].reason
+        return Verdict(forwarded, tuple([e.flow for e in path]), reason, missed)
 
     def _run(self, table: int, bits: int, in_port: int, path: list[_Entry], depth: int) -> tuple[bool, int | None]:
         forwarded = False
+        lookup = self._lookup
         while True:
-            for entry in self._lookup.get((table, in_port)) or self._entries_for(table, in_port):
-                if bits & entry.mask == entry.value:
+            for mask, value, entry in lookup.get((table, in_port)) or self._entries_for(table, in_port):  # noqa: B007
+                if bits & mask == value:
                     break
             else:
                 return forwarded, table
             path.append(entry)
+            if entry.simple:  # no resubmit: forward or not, then maybe go to a later table
+                forwarded = forwarded or entry.forwards
+                if entry.goto is None:
+                    return forwarded, None
+                table = entry.goto
+                continue
             following = None
             for op, arg in entry.ops:
                 if op in (_NORMAL, _OUTPUT):
