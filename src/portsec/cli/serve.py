@@ -45,6 +45,8 @@ class Serve(Command):
     def take_action(self, args: argparse.Namespace) -> None:
         import uvicorn
 
+        from portsec.api.transport import NoDelayH11Protocol
+
         options: Any = self.app.options
         if args.identity_config:
             # Checked once here; workers get the same secret, so any of them validates any token.
@@ -75,6 +77,7 @@ class Serve(Command):
                 port=args.port,
                 workers=args.workers,
                 log_level="warning",
+                http=NoDelayH11Protocol,
             )
         finally:
             stop.set()
