@@ -45,7 +45,7 @@ class Serve(Command):
     def take_action(self, args: argparse.Namespace) -> None:
         import uvicorn
 
-        from portsec.api.transport import NoDelayH11Protocol
+        from portsec.api.transport import NoDelayProtocol
 
         options: Any = self.app.options
         if args.identity_config:
@@ -77,7 +77,7 @@ class Serve(Command):
                 port=args.port,
                 workers=args.workers,
                 log_level="warning",
-                http=NoDelayH11Protocol,
+                http=NoDelayProtocol,
             )
         finally:
             stop.set()
