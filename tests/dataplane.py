@@ -58,6 +58,7 @@ class Dataplane:
 
     def stop_agent(self) -> None:
         self.stop.set()
+        self.agent.wake.set()  # it may be asleep until its next poll
         if self.thread is not None:
             self.thread.join(timeout=10)
             assert not self.thread.is_alive(), "the agent did not stop"

@@ -29,7 +29,8 @@ def available() -> bool:
 def run(*argv: str, env: dict[str, str] | None = None, check: bool = True, input: str | None = None) -> str:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, input=input)
     if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
+        shown = " ".join(argv[:8]) + (" ..." if len(argv) > 8 else "")
+        raise RuntimeError(f"{shown} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return done.stdout
 
 
@@ -39,6 +40,7 @@ class Switch:
 
     rundir: Path
     bridge: str = "br-int"
+    dummy: bool = False  # also offer type=dummy interfaces: thousands of ports without thousands of veths
 
     @property
     def env(self) -> dict[str, str]:
@@ -63,7 +65,7 @@ class Switch:
     def start_vswitchd(self) -> None:
         run("ovs-vswitchd", self.db, f"--pidfile={self.rundir}/ovs-vswitchd.pid", "--detach",
             f"--log-file={self.rundir}/ovs-vswitchd.log", f"--unixctl={self.rundir}/ovs-vswitchd.ctl",
-            "--disable-system", env=self.env)  # fmt: skip
+            "--disable-system", *(["--enable-dummy"] if self.dummy else []), env=self.env)  # fmt: skip
 
     def stop_vswitchd(self) -> None:
         _stop(self.rundir / "ovs-vswitchd.pid")
@@ -92,10 +94,10 @@ def _stop(pidfile: Path) -> None:
 
 
 @contextmanager
-def switch(bridge: str = "br-int") -> Iterator[Switch]:
+def switch(bridge: str = "br-int", dummy: bool = False) -> Iterator[Switch]:
     """A private Open vSwitch with ``bridge`` (datapath_type=netdev, fail_mode=secure, OpenFlow 1.0-1.4)."""
     rundir = Path(tempfile.mkdtemp(prefix="portsec-ovs-"))
-    sw = Switch(rundir, bridge)
+    sw = Switch(rundir, bridge, dummy)
     try:
         run("ovsdb-tool", "create", str(rundir / "conf.db"), SCHEMA)
         run("ovsdb-server", str(rundir / "conf.db"), f"--remote=punix:{rundir}/db.sock",
@@ -107,6 +109,9 @@ def switch(bridge: str = "br-int") -> Iterator[Switch]:
                  "protocols=OpenFlow10,OpenFlow13,OpenFlow14")  # fmt: skip
         yield sw
     finally:
+        # The userspace datapath's tap device for the bridge lives in the host namespace: remove it.
+        with suppress(RuntimeError):
+            sw.vsctl("--if-exists", "del-br", bridge)
         sw.stop_vswitchd()
         _stop(rundir / "ovsdb-server.pid")
         shutil.rmtree(rundir, ignore_errors=True)

@@ -85,6 +85,7 @@ class Agent:
 
     def stop(self) -> None:
         self.monitor.stop()
+        self.bridge.close()
         if self.wake.set in self.db.after_commit:
             self.db.after_commit.remove(self.wake.set)
 
@@ -161,9 +162,13 @@ class Agent:
         if rows:
             self.seq = rows[-1].seq
         changed = {r.resource_id for r in rows if r.resource == "port"}
-        plugged = self.monitor.interfaces()
-        changed |= {i for i in plugged.keys() | self.plugged.keys() if plugged.get(i) != self.plugged.get(i)}
-        self.plugged = plugged
+        for iface_id, iface in self.monitor.take_dirty().items():
+            if iface != self.plugged.get(iface_id):
+                changed.add(iface_id)
+                if iface is None:
+                    del self.plugged[iface_id]
+                else:
+                    self.plugged[iface_id] = iface
         if not changed:
             return
         self._load(changed)
@@ -171,7 +176,7 @@ class Agent:
         self._set_tags(p for p in changed if p in self.plugged and p in self.ports)
         batch = self.table.diff(desired)
         if batch:
-            self.bridge.bundle(batch.lines())
+            self.bridge.apply(batch.deletes, batch.adds)
             self.table.commit(desired)
             self._applied(tuple(sorted(batch.owners)), len(batch.deletes) + len(batch.adds))
         self._report(changed)

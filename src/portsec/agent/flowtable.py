@@ -26,14 +26,11 @@ Key = FlowKey
 
 @dataclass
 class Batch:
-    """The bundle for one round: ``ovs-ofctl add-flows`` lines, deletes before adds."""
+    """The bundle for one round: deletes, then adds."""
 
     deletes: list[Flow] = field(default_factory=list)
     adds: list[Flow] = field(default_factory=list)
     owners: set[str] = field(default_factory=set)
-
-    def lines(self) -> list[str]:
-        return [f"delete_strict {f.key_text()}" for f in self.deletes] + [f"add {f.text()}" for f in self.adds]
 
     def __bool__(self) -> bool:
         return bool(self.deletes or self.adds)

@@ -11,9 +11,11 @@ import os
 import re
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from portsec.openflow.flows import cookie, cookie_reason
+from portsec.agent.ofconn import OpenFlowConnection
+from portsec.agent.ovsdb import DEFAULT_RUNDIR
+from portsec.openflow.flows import Flow, cookie, cookie_reason
 from portsec.openflow.pipeline import CANARY
 
 OPENFLOW = "OpenFlow14"  # bundles need 1.4; the agent adds it to the bridge's protocols
@@ -41,6 +43,21 @@ _DUMP_LINE = re.compile(r"cookie=(0x[0-9a-f]+).*?(?:table=(\d+), )?n_packets=(\d
 class Bridge:
     name: str
     rundir: str | None = None  # OVS_RUNDIR: where br-int.mgmt is
+    _conn: OpenFlowConnection | None = field(default=None, repr=False)
+
+    @property
+    def mgmt(self) -> str:
+        return f"{self.rundir or os.environ.get('OVS_RUNDIR') or DEFAULT_RUNDIR}/{self.name}.mgmt"
+
+    def apply(self, deletes: Iterable[Flow], adds: Iterable[Flow]) -> None:
+        """Deletes then adds as one atomic bundle, over the agent's open OpenFlow connection."""
+        if self._conn is None:
+            self._conn = OpenFlowConnection(self.mgmt)
+        self._conn.bundle(deletes, adds)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
     def _run(self, *args: str, stdin: str | None = None) -> str:
         env = {**os.environ, "OVS_RUNDIR": self.rundir} if self.rundir else None
@@ -50,12 +67,6 @@ class Bridge:
         if done.returncode != 0:
             raise OfctlError(f"ovs-ofctl {' '.join(args[:2])}: {done.stderr.strip()}")
         return done.stdout
-
-    def bundle(self, lines: Iterable[str]) -> None:
-        """Apply ``add``/``delete_strict`` lines as one atomic bundle."""
-        text = "\n".join(lines)
-        if text:
-            self._run("--bundle", "add-flows", self.name, "-", stdin=text + "\n")
 
     def replace_all(self, flows: Iterable[str]) -> None:
         """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters."""

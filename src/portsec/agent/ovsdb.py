@@ -49,6 +49,17 @@ def _value(cell: Any) -> Any:
     return cell
 
 
+def _iface_id(row: dict[str, Any] | None) -> str | None:
+    return (row.get("external_ids") or {}).get("iface-id") if row else None
+
+
+def _interface(row: dict[str, Any]) -> Interface | None:
+    iface_id, ofport = _iface_id(row), row["ofport"]
+    if iface_id and isinstance(ofport, int) and ofport > 0:
+        return Interface(row["name"], ofport, iface_id)
+    return None
+
+
 class InterfaceMonitor:
     """The Interface table, kept current by ``ovsdb-client monitor``; ``on_change`` runs after each update."""
 
@@ -56,6 +67,8 @@ class InterfaceMonitor:
         self.target = target
         self.on_change = on_change
         self._rows: dict[str, dict[str, Any]] = {}
+        self._dirty: set[str] = set()  # iface-ids whose interface changed since take_dirty()
+        self._row_of: dict[str, str] = {}  # iface-id -> uuid of its Interface row
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[str] | None = None
         self.ready = threading.Event()
@@ -98,21 +111,35 @@ class InterfaceMonitor:
             for raw in data:
                 row = dict(zip(headings, raw, strict=False))
                 uuid = row["row"] or uuid  # a "new" row follows its "old" row and names no uuid
+                old = _iface_id(self._rows.get(uuid))
                 if row["action"] == "delete":
                     self._rows.pop(uuid, None)
                 elif row["action"] in ("initial", "insert", "new"):
                     self._rows[uuid] = {k: _value(row[k]) for k in ("name", "ofport", "external_ids")}
+                new = _iface_id(self._rows.get(uuid))
+                if old and self._row_of.get(old) == uuid:
+                    del self._row_of[old]
+                if new:
+                    self._row_of[new] = uuid
+                self._dirty.update(i for i in (old, new) if i)
 
     def interfaces(self) -> dict[str, Interface]:
         """Plugged ports: iface-id -> interface, for interfaces with an ofport."""
-        found: dict[str, Interface] = {}
         with self._lock:
-            for row in self._rows.values():
-                iface_id = (row["external_ids"] or {}).get("iface-id")
-                ofport = row["ofport"]
-                if iface_id and isinstance(ofport, int) and ofport > 0:
-                    found[iface_id] = Interface(row["name"], ofport, iface_id)
-        return found
+            self._dirty.clear()
+            found = (_interface(row) for row in self._rows.values())
+            return {i.iface_id: i for i in found if i is not None}
+
+    def take_dirty(self) -> dict[str, Interface | None]:
+        """The iface-ids changed since the last call, each with its interface now (None: unplugged)."""
+        with self._lock:
+            now = {i: self._interface_of(i) for i in self._dirty}
+            self._dirty.clear()
+            return now
+
+    def _interface_of(self, iface_id: str) -> Interface | None:
+        uuid = self._row_of.get(iface_id)
+        return _interface(self._rows[uuid]) if uuid else None
 
 
 @dataclass

@@ -56,8 +56,13 @@ class RunAgent(Command):
             self.app.stdout.write(f"synced {len(agent.table.installed)} flows on {args.bridge}\n")
             return
         stop = threading.Event()
+
+        def finish(*_: Any) -> None:
+            stop.set()
+            agent.wake.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+            signal.signal(sig, finish)
         self.app.stderr.write(f"portsec agent: {args.bridge}, database {db.url}\n")
         agent.run(stop)
 
