@@ -1,10 +1,20 @@
 """Neutron's validator messages for MACs, IPs and CIDRs, word for word."""
 
+import ipaddress
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from portsec.domain.addresses import mac_error, multicast_error, normalize_mac, pair_ip_error, subnet_error
+from portsec.domain.addresses import (
+    eui64,
+    link_local,
+    mac_error,
+    multicast_error,
+    normalize_mac,
+    pair_ip_error,
+    subnet_error,
+)
 
 
 @pytest.mark.parametrize("mac", ["fa:16:3e:00:00:01", "FA:16:3E:00:00:01", "fa-16-3e-00-00-01", "fa163e000001"])
@@ -66,3 +76,9 @@ def test_normalized_macs_are_lower_colon_form_and_stable(raw):
         normal = normalize_mac(mac)
         assert normal == mac.lower()
         assert normalize_mac(normal.replace(":", "-")) == normal
+
+
+@given(st.integers(min_value=0, max_value=2**48 - 1))
+def test_link_local_is_the_eui64_of_the_mac_in_fe80(value: int) -> None:
+    mac = ":".join(f"{value:012x}"[i : i + 2] for i in range(0, 12, 2))
+    assert link_local(mac) == eui64(ipaddress.ip_network("fe80::/64"), mac)

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
@@ -145,11 +145,17 @@ class Agent:
             self.seq = changes.last_seq(tx.conn)
             self.ports = {p.id: p for p in port_service.list_(tx, ADMIN)}
         self.plugged = self.monitor.interfaces()
+        here = self.plugged.keys() & self.ports.keys()
+        self._set_tags(here)
         desired: dict[str, list[Flow]] = {BRIDGE: list(bridge_flows())}
-        for port_id in self.plugged.keys() & self.ports.keys():
-            desired[port_id] = self._flows(port_id)
-        self._set_tags(self.plugged.keys() & self.ports.keys())
-        self.bridge.replace_all(f.text() for flows in desired.values() for f in flows)
+
+        def texts() -> Iterator[str]:  # compiled while ovs-ofctl reads
+            yield from (f.text() for f in desired[BRIDGE])
+            for port_id in here:
+                desired[port_id] = self._flows(port_id)
+                yield from (f.text() for f in desired[port_id])
+
+        self.bridge.replace_all(texts())
         self.table.reset(desired)
         self._applied(tuple(desired), sum(map(len, desired.values())))
         self._report(self.ports.keys())

@@ -69,8 +69,24 @@ class Bridge:
         return done.stdout
 
     def replace_all(self, flows: Iterable[str]) -> None:
-        """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters."""
-        self._run("--bundle", "replace-flows", self.name, "-", stdin="\n".join(flows) + "\n")
+        """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters.
+
+        The flows are written as they come, so ovs-ofctl parses while the caller still compiles.
+        """
+        env = {**os.environ, "OVS_RUNDIR": self.rundir} if self.rundir else None
+        argv = ["ovs-ofctl", "-O", OPENFLOW, "--bundle", "replace-flows", self.name, "-"]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, env=env)  # fmt: skip
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            for line in flows:
+                proc.stdin.write(line + "\n")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # ovs-ofctl gave up early; its exit status and message say why
+        error = proc.stderr.read()
+        if proc.wait() != 0:
+            raise OfctlError(f"ovs-ofctl replace-flows: {error.strip()}")
 
     def has_canary(self) -> bool:
         """False after Open vSwitch restarted (or someone flushed br-int): everything must be reinstalled."""

@@ -31,8 +31,13 @@ def mac_error(data: Any) -> str | None:
     return None if ok else f"'{data}' is not a valid MAC address"
 
 
+_CANONICAL_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
 def normalize_mac(mac: str) -> str:
     """Lower-case, colon separated, two hex digits per octet."""
+    if _CANONICAL_MAC.fullmatch(mac):  # what the store holds: no need for netaddr's parser
+        return mac
     return str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded)).lower()
 
 
@@ -128,6 +133,7 @@ def eui64(prefix: IPNetwork, mac: str) -> IPAddress:
 
 
 def link_local(mac: str) -> ipaddress.IPv6Address:
-    addr = eui64(ipaddress.ip_network("fe80::/64"), mac)
-    assert isinstance(addr, ipaddress.IPv6Address)
-    return addr
+    """fe80::/64 with the modified EUI-64 of ``mac`` (universal/local bit flipped, ff:fe in the middle)."""
+    value = int(normalize_mac(mac).replace(":", ""), 16)
+    interface_id = (value >> 24 << 40 | 0xFFFE << 24 | value & 0xFFFFFF) ^ 0x0200000000000000
+    return ipaddress.IPv6Address(0xFE80 << 112 | interface_id)

@@ -24,8 +24,10 @@ A port with port security off, or a trusted port, gets one flow: -> 60.
 
 from __future__ import annotations
 
+import functools
+
 from portsec.guards import Binding, PortGuard
-from portsec.openflow.flows import Flow, cookie, flow
+from portsec.openflow.flows import REASON_CODE, Flow, cookie, flow
 from portsec.openflow.pipeline import ADMISSION, ARP_ND, FORWARD, SOURCE
 
 GOTO_ARP_ND = f"goto_table:{ARP_ND}"
@@ -35,6 +37,7 @@ VLAN_PRESENT = "0x1000/0x1000"
 NO_MAC = "00:00:00:00:00:00"  # nd_tll when the NA carries no link-layer option
 
 
+@functools.lru_cache(maxsize=1 << 16)  # IPv6 text is slow to make, and each binding is written 1-3 times
 def _address(b: Binding) -> str:
     net = b.network
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
@@ -44,8 +47,10 @@ def compile_port_flows(guard: PortGuard, ofport: int) -> tuple[Flow, ...]:
     """Every flow of one port on br-int, for the port plugged in at ``ofport``."""
     port = str(ofport)
 
+    base = cookie(guard.port_id, "allow")
+
     def c(reason: str) -> int:
-        return cookie(guard.port_id, reason)
+        return base | REASON_CODE[reason]
 
     allow = c("allow")
     if not guard.enforced:

@@ -67,6 +67,7 @@ REASONS = (
     "canary",
 )
 DROP_REASONS = REASONS[1:10]
+REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 
 
 def port_tag(port_id: str) -> int:
@@ -75,7 +76,7 @@ def port_tag(port_id: str) -> int:
 
 def cookie(port_id: str | None, reason: str) -> int:
     tag = port_tag(port_id) if port_id else 0
-    return COOKIE_MARK | tag << 8 | REASONS.index(reason)
+    return COOKIE_MARK | tag << 8 | REASON_CODE[reason]
 
 
 def cookie_reason(value: int) -> str | None:
@@ -135,10 +136,28 @@ class Flow:
 
 def flow(table: int, priority: int, actions: str, cookie: int = 0, protocol: str | None = None, **match: str) -> Flow:
     """A flow from keyword fields; values already in ovs-ofctl spelling. Wildcards (``x/0``) are left out."""
-    fields = tuple(
-        sorted(((k, v) for k, v in match.items() if not v.endswith("/0")), key=lambda kv: _FIELD_RANK[kv[0]])
-    )
-    return Flow(table, priority, fields, actions, cookie, protocol)
+    names = tuple(match)
+    shape = _SHAPES.get(names) or _shape(names)
+    items = tuple(match.items())
+    if shape[0] is not None:
+        items = tuple(items[i] for i in shape[0])
+    if any(items[i][1].endswith("/0") for i in shape[1]):
+        items = tuple(kv for kv in items if not kv[1].endswith("/0"))
+    return Flow(table, priority, items, actions, cookie, protocol)
+
+
+# The compiler uses a handful of field sets; for each, once: the canonical order (None when the
+# keywords already come in it) and the positions that may hold a CIDR, hence a /0 wildcard.
+_SHAPES: dict[tuple[str, ...], tuple[tuple[int, ...] | None, tuple[int, ...]]] = {}
+_CIDR_FIELDS = frozenset({"nw_src", "nw_dst", "arp_spa", "arp_tpa", "ipv6_src", "ipv6_dst", "nd_target"})
+
+
+def _shape(names: tuple[str, ...]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    order = tuple(sorted(range(len(names)), key=lambda i: _FIELD_RANK[names[i]]))
+    ordered = [names[i] for i in order]
+    cidr = tuple(i for i, n in enumerate(ordered) if n in _CIDR_FIELDS)
+    _SHAPES[names] = shape = (None if order == tuple(range(len(names))) else order, cidr)
+    return shape
 
 
 _SPLIT = re.compile(r",(?![^(]*\))")
