@@ -31,6 +31,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from portsec.api.app import create_app
+from portsec.api.auth import TokenAuth
+from portsec.api.identity import Identity
 from portsec.store.database import Database
 from tests import postgres
 from tests.conftest import dump
@@ -135,6 +137,39 @@ def test_no_input_gets_a_server_error(case: Any, world: World) -> None:
             response_schema_conformance,
             negative_data_rejection,
         ],
+    )
+
+
+# The identity endpoint and the token check, fuzzed the same way ----------------------------------------------------
+
+_IDENTITY_APP = create_app(
+    _DB,
+    auth=TokenAuth(
+        Identity.from_mapping(
+            {
+                "secret": "fuzz",
+                "projects": [{"name": "demo"}],
+                "users": [{"name": "alice", "password": "pw", "roles": {"demo": ["member"]}}],
+            }
+        )
+    ),
+)
+identity_schema = schemathesis.openapi.from_asgi("/openapi.json", _IDENTITY_APP).include(path_regex="^/(v3|v2.0/$)")
+
+
+@identity_schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("PORTSEC_FUZZ_RANDOM"),
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_identity_gets_no_server_error(case: Any) -> None:
+    response = case.call()
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+    case.validate_response(
+        response, checks=[status_code_conformance, content_type_conformance, response_schema_conformance]
     )
 
 
