@@ -58,3 +58,9 @@ def test_update_refuses_read_only_attributes():
         prepare_update(PORT, {"network_id": NET})
     assert prepare_update(PORT, {"allowed_address_pairs": None}) == {"allowed_address_pairs": []}
     assert prepare_update(NETWORK, {"shared": "false"}) == {"shared": False}
+
+
+def test_a_nul_character_is_refused_in_strings():
+    """PostgreSQL cannot store it: refused as invalid input rather than failing in the database."""
+    with pytest.raises(errors.HTTPBadRequest, match="contains a NUL character"):
+        prepare_update(NETWORK, {"name": "a\x00b"})

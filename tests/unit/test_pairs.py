@@ -75,3 +75,12 @@ def test_any_json_is_accepted_or_refused_with_a_400(data):
         assert faults.status_of(err) == 400
     except (TypeError, ValueError) as err:  # pragma: no cover - the assertion is the point
         pytest.fail(f"{data!r} crashed validation: {err!r}")
+
+
+@pytest.mark.parametrize("ip", [["10.0.0.1"], {"a": 1}, 5, None])
+def test_a_non_string_ip_is_a_400_not_a_crash(ip):
+    """Found by the API fuzz test: a list as ip_address once crashed the duplicate check."""
+    with pytest.raises(errors.BadRequest):  # the duplicate, or the address itself
+        validate_pairs([{"ip_address": ip}, {"ip_address": ip}])
+    with pytest.raises(errors.HTTPBadRequest, match="is not a valid IP address"):
+        validate_pairs([{"ip_address": ip}])
