@@ -13,12 +13,14 @@ import logging
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 LOG = logging.getLogger(__name__)
 DEFAULT_RUNDIR = "/var/run/openvswitch"
+TAGS_PER_TRANSACTION = 500  # keeps each ovsdb-client argument well under the kernel's 128 KiB
 
 
 def default_target(rundir: str | None = None) -> str:
@@ -165,9 +167,41 @@ class Vsctl:
         out = json.loads(self.run("--format=json", "--columns=name,tag", "list", "Port"))
         return {name: tag for name, tag in ((r[0], _value(r[1])) for r in out["data"]) if isinstance(tag, int)}
 
-    def set_tags(self, tags: Iterable[tuple[str, int]]) -> None:
-        args: list[str] = []
-        for name, tag in tags:
-            args += ["--", "set", "Port", name, f"tag={tag}"]
-        if args:
-            self.run(*args[1:])
+    def transact(self, *ops: Any) -> list[Any]:
+        done = subprocess.run(["ovsdb-client", "transact", self.target, json.dumps(["Open_vSwitch", *ops])],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"ovsdb-client transact: {done.stderr.strip()[-500:]}")
+        results: list[Any] = json.loads(done.stdout)
+        failed = [r["error"] for r in results if isinstance(r, dict) and "error" in r]
+        if failed:
+            raise RuntimeError(f"ovsdb-client transact: {failed[0]}")
+        return results
+
+    def set_tags(self, tags: Iterable[tuple[str, int]], timeout: float = 30.0) -> None:
+        """Set local VLAN tags and wait until ovs-vswitchd applied them, as ovs-vsctl would.
+
+        Direct OVSDB transactions, ``TAGS_PER_TRANSACTION`` ports each: ovs-vsctl
+        spends seconds per thousand commands on a bridge of thousands of ports.
+        """
+        todo = list(tags)
+        wanted = 0
+        for i in range(0, len(todo), TAGS_PER_TRANSACTION):
+            ops: list[Any] = [
+                {"op": "update", "table": "Port", "where": [["name", "==", name]], "row": {"tag": tag}}
+                for name, tag in todo[i : i + TAGS_PER_TRANSACTION]
+            ]
+            ops.append({"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]})
+            ops.append({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]})
+            wanted = self.transact(*ops)[-1]["rows"][0]["next_cfg"]
+        if not todo:
+            return
+        # Until ovs-vswitchd reconfigured, NORMAL would still forward these ports on their old VLAN.
+        deadline = time.monotonic() + timeout
+        while True:
+            select = {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["cur_cfg"]}
+            if self.transact(select)[0]["rows"][0]["cur_cfg"] >= wanted:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("ovs-vswitchd did not apply the local VLAN tags")
+            time.sleep(0.002)
