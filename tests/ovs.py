@@ -40,7 +40,6 @@ class Switch:
 
     rundir: Path
     bridge: str = "br-int"
-    dummy: bool = False  # also offer type=dummy interfaces: thousands of ports without thousands of veths
 
     @property
     def env(self) -> dict[str, str]:
@@ -65,7 +64,7 @@ class Switch:
     def start_vswitchd(self) -> None:
         run("ovs-vswitchd", self.db, f"--pidfile={self.rundir}/ovs-vswitchd.pid", "--detach",
             f"--log-file={self.rundir}/ovs-vswitchd.log", f"--unixctl={self.rundir}/ovs-vswitchd.ctl",
-            "--disable-system", *(["--enable-dummy"] if self.dummy else []), env=self.env)  # fmt: skip
+            "--disable-system", env=self.env)  # fmt: skip
 
     def stop_vswitchd(self) -> None:
         _stop(self.rundir / "ovs-vswitchd.pid")
@@ -94,10 +93,10 @@ def _stop(pidfile: Path) -> None:
 
 
 @contextmanager
-def switch(bridge: str = "br-int", dummy: bool = False) -> Iterator[Switch]:
+def switch(bridge: str = "br-int") -> Iterator[Switch]:
     """A private Open vSwitch with ``bridge`` (datapath_type=netdev, fail_mode=secure, OpenFlow 1.0-1.4)."""
     rundir = Path(tempfile.mkdtemp(prefix="portsec-ovs-"))
-    sw = Switch(rundir, bridge, dummy)
+    sw = Switch(rundir, bridge)
     try:
         run("ovsdb-tool", "create", str(rundir / "conf.db"), SCHEMA)
         run("ovsdb-server", str(rundir / "conf.db"), f"--remote=punix:{rundir}/db.sock",

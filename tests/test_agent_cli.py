@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,13 +17,6 @@ from tests.server import free_port
 
 pytestmark = pytest.mark.ovs
 PORTSEC = str(Path(sys.executable).with_name("portsec"))
-
-
-@pytest.fixture(scope="module")
-def sw() -> Iterator[ovs.Switch]:
-    assert ovs.available(), "these tests need Open vSwitch and root (.ci/run installs it)"
-    with ovs.switch() as switch:
-        yield switch
 
 
 def portsec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,7 @@ from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
 from tests import ovs
-from tests.dataplane import Dataplane, dataplane, wait_for
+from tests.dataplane import Dataplane, wait_for
 
 pytestmark = pytest.mark.ovs
 
@@ -39,19 +37,6 @@ M1, M2, MC = "fa:16:3e:3e:e3:14", "fa:16:3e:7b:e9:03", "fa:16:3e:00:00:02"
 LLA1 = "fe80::f816:3eff:fe3e:e314"
 OTHER_MAC = "fa:16:3e:99:99:99"
 BCAST = "ff:ff:ff:ff:ff:ff"
-
-
-@pytest.fixture(scope="module")
-def sw() -> Iterator[ovs.Switch]:
-    assert ovs.available(), "these tests need Open vSwitch and root (.ci/run installs it)"
-    with ovs.switch() as switch:
-        yield switch
-
-
-@pytest.fixture
-def plane(tmp_path: Path, sw: ovs.Switch) -> Iterator[Dataplane]:
-    with dataplane(tmp_path, sw) as p:
-        yield p
 
 
 @pytest.fixture

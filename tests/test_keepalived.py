@@ -9,13 +9,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import ovs
-from tests.dataplane import Dataplane, dataplane, wait_for
+from tests.dataplane import Dataplane, wait_for
 
 pytestmark = pytest.mark.ovs
 
@@ -36,19 +35,6 @@ vrrp_instance portsec {{
     }}
 }}
 """
-
-
-@pytest.fixture(scope="module")
-def sw() -> Iterator[ovs.Switch]:
-    assert ovs.available(), "these tests need Open vSwitch and root (.ci/run installs it)"
-    with ovs.switch() as switch:
-        yield switch
-
-
-@pytest.fixture
-def plane(tmp_path: Path, sw: ovs.Switch) -> Iterator[Dataplane]:
-    with dataplane(tmp_path, sw) as p:
-        yield p
 
 
 class Keepalived:

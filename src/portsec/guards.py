@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from portsec.domain.addresses import IPNetwork, is_multicast_mac, link_local, normalize_mac, parse_network
+from portsec.domain.addresses import IPNetwork, link_local, normalize_mac, parse_network
 from portsec.domain.model import TRUSTED_OWNER_PREFIX, Port
 
 
@@ -76,7 +76,7 @@ def _guard(
     for m in {mac} | {b.mac for b in found}:
         found.add(Binding(m, ipaddress.ip_network(link_local(m))))
     # A multicast source MAC is never a VM's own, whatever a pair says: fail closed.
-    found = {b for b in found if not is_multicast_mac(b.mac)}
+    found = {b for b in found if not int(b.mac[:2], 16) & 1}  # canonical MACs: the group bit of the first octet
     return PortGuard(port_id, network_id, mac, enforced=True, bindings=tuple(sorted(found, key=_order)))
 
 

@@ -141,8 +141,10 @@ def flow(table: int, priority: int, actions: str, cookie: int = 0, protocol: str
     items = tuple(match.items())
     if shape[0] is not None:
         items = tuple(items[i] for i in shape[0])
-    if any(items[i][1].endswith("/0") for i in shape[1]):
-        items = tuple(kv for kv in items if not kv[1].endswith("/0"))
+    for i in shape[1]:
+        if items[i][1].endswith("/0"):
+            items = tuple(kv for kv in items if not kv[1].endswith("/0"))
+            break
     return Flow(table, priority, items, actions, cookie, protocol)
 
 
