@@ -96,6 +96,7 @@ def test_agent_once_programs_the_bridge_and_drops_reads_the_counters(sw: ovs.Swi
             "ra",
             "vlan",
             "ethertype",
+            "admin-down",
         }
         shown = portsec(env, "port", "show", "server1", "-f", "value", "-c", "status")
         assert shown.stdout.strip() == "ACTIVE"

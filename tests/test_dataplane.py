@@ -217,3 +217,15 @@ def test_open_vswitch_restart_gets_the_flows_back(plane: Dataplane, seed: dict[s
     assert seed["client_vm"].ping("192.168.1.138", count=3)
     seed["server1_vm"].sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
     assert not seed["client_vm"].ping("192.168.1.10"), "after a restart the switch must still fail closed"
+
+
+def test_a_disabled_port_sends_nothing_and_is_down(plane: Dataplane, seed: dict[str, Any]) -> None:
+    client, server1 = seed["client_vm"], seed["server1"]
+    plane.update(server1, admin_state_up=False)
+    wait_for(lambda: plane.client.get("port", server1["id"])["status"] == "DOWN", what="server1 DOWN")
+    before = plane.drops(server1)["admin-down"]
+    assert not client.ping("192.168.1.138")
+    assert plane.drops(server1)["admin-down"] > before, "server1's replies must be counted as admin-down drops"
+    plane.update(server1, admin_state_up=True)
+    plane.converged(server1)
+    assert client.ping("192.168.1.138")

@@ -29,7 +29,8 @@ class PortGuard:
 
     ``enforced`` is False for a port with port security off or a trusted
     (``network:*``) port: everything it sends passes. Otherwise only the
-    ``bindings`` may be sent as; ``macs`` are their source MACs.
+    ``bindings`` may be sent as; ``macs`` are their source MACs. A port that
+    is administratively down (``admin_up`` False) may send nothing at all.
     """
 
     port_id: str
@@ -37,6 +38,7 @@ class PortGuard:
     mac: str
     enforced: bool
     bindings: tuple[Binding, ...] = ()
+    admin_up: bool = True
 
     @property
     def macs(self) -> tuple[str, ...]:
@@ -51,6 +53,7 @@ def guard_of(port: Port) -> PortGuard:
     return _guard(
         port.id, port.network_id, port.mac_address, port.port_security_enabled and not port.trusted,
         [f.ip_address for f in port.fixed_ips], [(p.mac_address, p.ip_address) for p in port.allowed_address_pairs],
+        port.admin_state_up,
     )  # fmt: skip
 
 
@@ -62,13 +65,22 @@ def guard_from_view(port: Mapping[str, Any]) -> PortGuard:
             TRUSTED_OWNER_PREFIX),
         [f["ip_address"] for f in port.get("fixed_ips") or ()],
         [(p["mac_address"], p["ip_address"]) for p in port.get("allowed_address_pairs") or ()],
+        bool(port.get("admin_state_up", True)),
     )  # fmt: skip
 
 
 def _guard(
-    port_id: str, network_id: str, mac: str, enforced: bool, fixed_ips: list[str], pairs: list[tuple[str, str]]
+    port_id: str,
+    network_id: str,
+    mac: str,
+    enforced: bool,
+    fixed_ips: list[str],
+    pairs: list[tuple[str, str]],
+    admin_up: bool = True,
 ) -> PortGuard:
     mac = normalize_mac(mac)
+    if not admin_up:
+        return PortGuard(port_id, network_id, mac, enforced=True, admin_up=False)
     if not enforced:
         return PortGuard(port_id, network_id, mac, enforced=False)
     found = {Binding(mac, ipaddress.ip_network(ip)) for ip in fixed_ips}

@@ -67,6 +67,22 @@ def test_unprotected_ports_get_one_flow_to_forwarding():
         assert only.text() == "table=0,priority=100,cookie=0x5c6a3c3d0e5b7e00,in_port=5 actions=goto_table:60"
 
 
+@st.composite
+def disabled_port_and_packet(draw: st.DrawFn) -> tuple[dict[str, Any], Spec]:
+    port = {**draw(ports()), "admin_state_up": False}
+    return port, draw(packets(port, 5))
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=disabled_port_and_packet())
+def test_a_disabled_port_sends_nothing_whatever_its_port_security(case: tuple[dict[str, Any], Spec]):
+    port, spec = case
+    flows = compile_port_flows(guard_from_view(port), 5)
+    assert [f.reason for f in flows] == ["admin-down"]
+    verdict = SwitchModel([*flows, *bridge_flows()]).evaluate(make_packet(spec.protocol, dict(spec.fields)))
+    assert (verdict.forwarded, verdict.reason) == (False, "admin-down")
+
+
 @settings(max_examples=60, deadline=None)
 @given(port=ports(), ofport=st.integers(1, 0xFEFF))
 def test_compiled_flows_fit_the_pipeline_and_read_back_identically(port: dict[str, Any], ofport: int):

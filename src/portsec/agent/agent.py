@@ -237,13 +237,13 @@ class Agent:
             listener(event)
 
     def _report(self, port_ids: Iterable[str]) -> None:
-        """ACTIVE once a port's flows are in; DOWN when its interface left this host's bridge."""
+        """ACTIVE once a port's flows are in; DOWN when its interface left this host's bridge or it is disabled."""
         todo = []
         for port_id in port_ids:
             port = self.ports.get(port_id)
             if port is None:
                 continue
-            if port_id in self.plugged and self.table.by_owner.get(port_id):
+            if port_id in self.plugged and self.table.by_owner.get(port_id) and port.admin_state_up:
                 if port.status != bindings.ACTIVE or not port.host_id:
                     todo.append((port_id, bindings.ACTIVE))
             elif port.status == bindings.ACTIVE and port.host_id in ("", self.config.host):

@@ -19,7 +19,8 @@ IPv6 bindings n6 (each MAC brings its link-local address):
 
 That is 12 + 2k + 2·n4 + 3·n6 flows (each MAC adds its link-local address to n6):
 20 for one MAC, one fixed IP and one pair, where OVN needs 22 and Neutron's OVS firewall 46.
-A port with port security off, or a trusted port, gets one flow: -> 60.
+A port with port security off, or a trusted port, gets one flow: -> 60. A port with
+admin_state_up false gets one flow too: drop(admin-down).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def compile_port_flows(guard: PortGuard, ofport: int) -> tuple[Flow, ...]:
         return base | REASON_CODE[reason]
 
     allow = c("allow")
+    if not guard.admin_up:  # Neutron's dead port: nothing in, whatever its port security
+        return (flow(ADMISSION, 100, "drop", c("admin-down"), in_port=port),)
     if not guard.enforced:
         return (flow(ADMISSION, 100, GOTO_FORWARD, allow, in_port=port),)
 

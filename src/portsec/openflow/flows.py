@@ -65,8 +65,9 @@ REASONS = (
     "ethertype",
     "unknown-port",
     "canary",
+    "admin-down",
 )
-DROP_REASONS = REASONS[1:10]
+DROP_REASONS = (*REASONS[1:10], "admin-down")  # what a port's own flows drop, for `portsec port drops`
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
 
 

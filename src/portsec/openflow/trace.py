@@ -220,6 +220,9 @@ def _why_dropped(guard: PortGuard, packet: Packet, verdict: Verdict, facts: _Fac
             "(fail closed)",
             f"to allow it: plug the port's interface into br-int with external_ids:iface-id={guard.port_id}",
         )
+    if reason == "admin-down":
+        return (f"{name} is administratively down (admin_state_up is false): it may send nothing",
+                f"to allow it: portsec port set {name} --enable")  # fmt: skip
     if reason == "mac":
         if is_multicast_mac(src):
             return f"{src} is a multicast MAC: no port may send from one, and no address pair can allow it", None
