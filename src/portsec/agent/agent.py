@@ -155,8 +155,11 @@ class Agent:
                 desired[port_id] = self._flows(port_id)
                 yield from (f.text() for f in desired[port_id])
 
-        self.bridge.replace_all(texts())
-        self.table.reset(desired)
+        try:
+            self.bridge.replace_all(texts(), meanwhile=lambda: self.table.reset(desired))
+        except Exception:
+            self.table.reset({})  # what the switch holds is unknown now: the next sync starts over
+            raise
         self._applied(tuple(desired), sum(map(len, desired.values())))
         self._report(self.ports.keys())
         LOG.info("full sync: %d ports plugged, %d flows", len(desired) - 1, len(self.table.installed))

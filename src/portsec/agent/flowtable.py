@@ -85,6 +85,10 @@ class FlowTable:
 
     def reset(self, desired: Mapping[str, Iterable[Flow]]) -> None:
         """After a full replace of the switch's flows: exactly ``desired`` is installed."""
-        self.installed.clear()
-        self.by_owner.clear()
-        self.commit(desired)
+        self.installed = {}
+        self.by_owner = {}
+        for owner, flows in desired.items():
+            keys = {f.key: f for f in flows}
+            self.installed.update((k, (owner, f)) for k, f in keys.items())
+            if keys:
+                self.by_owner[owner] = set(keys)

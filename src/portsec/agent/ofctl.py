@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from portsec.agent.ofconn import OpenFlowConnection
@@ -68,10 +68,11 @@ class Bridge:
             raise OfctlError(f"ovs-ofctl {' '.join(args[:2])}: {done.stderr.strip()}")
         return done.stdout
 
-    def replace_all(self, flows: Iterable[str]) -> None:
+    def replace_all(self, flows: Iterable[str], meanwhile: Callable[[], None] = lambda: None) -> None:
         """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters.
 
-        The flows are written as they come, so ovs-ofctl parses while the caller still compiles.
+        The flows are written as they come, so ovs-ofctl parses while the caller still compiles,
+        and ``meanwhile`` runs while Open vSwitch installs them.
         """
         env = {**os.environ, "OVS_RUNDIR": self.rundir} if self.rundir else None
         argv = ["ovs-ofctl", "-O", OPENFLOW, "--bundle", "replace-flows", self.name, "-"]
@@ -84,6 +85,7 @@ class Bridge:
             proc.stdin.close()
         except BrokenPipeError:
             pass  # ovs-ofctl gave up early; its exit status and message say why
+        meanwhile()
         error = proc.stderr.read()
         if proc.wait() != 0:
             raise OfctlError(f"ovs-ofctl replace-flows: {error.strip()}")
