@@ -61,6 +61,15 @@ class Switch:
     def pid(self, daemon: str) -> int:
         return int((self.rundir / f"{daemon}.pid").read_text())
 
+    def start_ovsdb(self) -> None:
+        run("ovsdb-server", str(self.rundir / "conf.db"), f"--remote=punix:{self.rundir}/db.sock",
+            f"--pidfile={self.rundir}/ovsdb-server.pid", "--detach", f"--log-file={self.rundir}/ovsdb-server.log",
+            f"--unixctl={self.rundir}/ovsdb-server.ctl", env=self.env)  # fmt: skip
+
+    def restart_ovsdb(self) -> None:
+        _stop(self.rundir / "ovsdb-server.pid")
+        self.start_ovsdb()
+
     def start_vswitchd(self) -> None:
         run("ovs-vswitchd", self.db, f"--pidfile={self.rundir}/ovs-vswitchd.pid", "--detach",
             f"--log-file={self.rundir}/ovs-vswitchd.log", f"--unixctl={self.rundir}/ovs-vswitchd.ctl",
@@ -99,9 +108,7 @@ def switch(bridge: str = "br-int") -> Iterator[Switch]:
     sw = Switch(rundir, bridge)
     try:
         run("ovsdb-tool", "create", str(rundir / "conf.db"), SCHEMA)
-        run("ovsdb-server", str(rundir / "conf.db"), f"--remote=punix:{rundir}/db.sock",
-            f"--pidfile={rundir}/ovsdb-server.pid", "--detach", f"--log-file={rundir}/ovsdb-server.log",
-            f"--unixctl={rundir}/ovsdb-server.ctl", env=sw.env)  # fmt: skip
+        sw.start_ovsdb()
         sw.vsctl("--no-wait", "init")
         sw.start_vswitchd()
         sw.vsctl("add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=netdev", "fail_mode=secure",

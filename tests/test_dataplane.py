@@ -229,3 +229,11 @@ def test_a_disabled_port_sends_nothing_and_is_down(plane: Dataplane, seed: dict[
     plane.update(server1, admin_state_up=True)
     plane.converged(server1)
     assert client.ping("192.168.1.138")
+
+
+def test_an_ovsdb_restart_is_followed(plane: Dataplane, seed: dict[str, Any]) -> None:
+    plane.sw.restart_ovsdb()
+    late = plane.port(seed["net"], "late", "fa:16:3e:00:00:77", ["192.168.1.77"])
+    late_vm = plane.vm(late, ["192.168.1.77/24"])  # plugged after the restart: the agent must see it
+    assert late_vm.ping("192.168.1.2")
+    assert seed["client_vm"].ping("192.168.1.138"), "the ports from before keep their flows"

@@ -90,11 +90,15 @@ def test_change_log_follows_every_write_in_order(db, admin):
 
 def test_port_security_resolution(db, admin):
     net, _ = _setup(db, admin, {"port_security_enabled": False})
-    assert not _port(db, admin, {"network_id": net.id}).port_security_enabled
-    assert _port(db, admin, {"network_id": net.id, "port_security_enabled": True}).port_security_enabled
+    first = _port(db, admin, {"network_id": net.id})
+    second = _port(db, admin, {"network_id": net.id, "port_security_enabled": True})
+    assert not first.port_security_enabled and second.port_security_enabled
     dhcp = _port(db, admin, {"network_id": net.id, "device_owner": "network:dhcp", "port_security_enabled": True})
     assert not dhcp.port_security_enabled and dhcp.trusted
-    assert dhcp.fixed_ips[0].ip_address == "192.168.1.2"  # DHCP takes the lowest free address
+    # DHCP takes the lowest free address; the other two got random ones and may hold .2 or .3.
+    taken = {first.fixed_ips[0].ip_address, second.fixed_ips[0].ip_address}
+    lowest_free = next(f"192.168.1.{i}" for i in range(2, 255) if f"192.168.1.{i}" not in taken)
+    assert dhcp.fixed_ips[0].ip_address == lowest_free
 
 
 def test_disabling_port_security_needs_pairs_cleared_in_the_same_request(db, admin):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
 from portsec.agent.listen import follow_notifications
-from portsec.agent.ofctl import Bridge, OfctlError
+from portsec.agent.ofctl import Bridge
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
 from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
@@ -98,11 +98,17 @@ class Agent:
             self.stop()
 
     def run(self, stop: threading.Event) -> None:
+        """Sync, then follow changes until ``stop``; no single failure ends it.
+
+        While Open vSwitch, OVSDB or the database is away, the switch keeps the
+        flows it has (a port added meanwhile stays dropped: fail closed) and the
+        agent retries a full sync every second until it succeeds.
+        """
         self.start()
         if self.db.engine.dialect.name == "postgresql":
             follow_notifications(self.db.url, self.wake.set, stop)
         try:
-            self.sync()
+            self._resync_when_possible(stop)
             next_canary = time.monotonic() + self.config.canary_interval
             while not stop.is_set():
                 self.wake.wait(self.config.poll_interval)
@@ -110,8 +116,7 @@ class Agent:
                 try:
                     if not self.monitor.alive:
                         LOG.warning("OVSDB monitor ended; restarting it and resyncing")
-                        self.monitor.start()
-                        self.monitor.ready.wait(10)
+                        self._restart_monitor()
                         self.sync()
                     elif time.monotonic() >= next_canary:
                         next_canary = time.monotonic() + self.config.canary_interval
@@ -120,21 +125,28 @@ class Agent:
                             self.sync()
                             continue
                     self.step()
-                except (OfctlError, RuntimeError) as err:
-                    # Open vSwitch is away: nothing passes meanwhile (fail closed); start over when it is back.
+                except Exception as err:  # the agent must outlive any one failure of what it talks to
                     LOG.warning("%s; full resync in 1 s", err)
                     stop.wait(1.0)
                     self._resync_when_possible(stop)
         finally:
             self.stop()
 
+    def _restart_monitor(self) -> None:
+        self.monitor.start()
+        if not self.monitor.ready.wait(10):
+            # Without the interfaces a sync would take every port's flows away: refuse to.
+            raise RuntimeError(f"no answer from OVSDB at {self.monitor.target}")
+
     def _resync_when_possible(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
+                if not self.monitor.alive:
+                    self._restart_monitor()
                 self.sync()
                 return
-            except (OfctlError, RuntimeError) as err:
-                LOG.warning("%s; retrying", err)
+            except Exception as err:
+                LOG.warning("full sync failed (%s); retrying in 1 s", err)
                 stop.wait(1.0)
 
     # -- rounds ----------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from typing import Any
 from cliff.command import Command
 from cliff.lister import Lister
 
-from portsec.cli.find import client_of, find
+from portsec.cli.find import CommandError, client_of, find
+
+OVS_HINT = "is Open vSwitch running? Point OVS_RUNDIR or --ovsdb at it"
 
 
 def add_ovs_options(parser: argparse.ArgumentParser) -> None:
@@ -51,20 +53,23 @@ class RunAgent(Command):
         db = Database(options.database_url)
         db.migrate()
         agent = Agent(db, agent_config(args))
-        if args.once:
-            agent.run_once()
-            self.app.stdout.write(f"synced {len(agent.table.installed)} flows on {args.bridge}\n")
-            return
         stop = threading.Event()
 
         def finish(*_: Any) -> None:
             stop.set()
             agent.wake.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, finish)
-        self.app.stderr.write(f"portsec agent: {args.bridge}, database {db.url}\n")
-        agent.run(stop)
+        try:
+            if args.once:
+                agent.run_once()
+                self.app.stdout.write(f"synced {len(agent.table.installed)} flows on {args.bridge}\n")
+                return
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, finish)
+            self.app.stderr.write(f"portsec agent: {args.bridge}, database {db.url}\n")
+            agent.run(stop)  # once started, it retries whatever fails until stopped
+        except RuntimeError as err:  # Open vSwitch was not there to start with
+            raise CommandError(f"{err} ({OVS_HINT})") from None
 
 
 class PortDrops(Lister):
@@ -77,11 +82,14 @@ class PortDrops(Lister):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        from portsec.agent.ofctl import Bridge
+        from portsec.agent.ofctl import Bridge, OfctlError
         from portsec.openflow.flows import DROP_REASONS, port_cookie_match
 
         port = find(client_of(self), "port", args.port)
-        counters = Bridge(args.bridge, os.environ.get("OVS_RUNDIR")).counters(port_cookie_match(port["id"]))
+        try:
+            counters = Bridge(args.bridge, os.environ.get("OVS_RUNDIR")).counters(port_cookie_match(port["id"]))
+        except OfctlError as err:
+            raise CommandError(f"cannot read the counters of {args.bridge}: {err} ({OVS_HINT})") from None
         dropped = dict.fromkeys(DROP_REASONS, 0)
         for c in counters:
             if c.reason in dropped:
