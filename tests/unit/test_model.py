@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portsec.agent.flowtable import BRIDGE, Batch, FlowTable
 from portsec.guards import guard_from_view
 from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.flows import cookie, flow, parse_flow, port_tag
-from portsec.openflow.model import AmbiguousFlows, SwitchModel, diff_flows, make_packet, parse_packet
+from portsec.openflow.flows import Flow, cookie, flow, parse_flow, port_tag
+from portsec.openflow.model import AmbiguousFlows, SwitchModel, make_packet, parse_packet
 from portsec.openflow.pipeline import bridge_flows
 from tests.contract import packets, ports
 
@@ -205,40 +206,47 @@ def test_one_ports_flows_never_decide_another_ports_packets(data: st.DataObject,
             assert all(dict(f.match).get("in_port", str(ofport)) == str(ofport) for f in v.path)
 
 
+def _push(table: FlowTable, model: SwitchModel, desired: dict[str, list[Flow]]) -> Batch:
+    """What the agent does for one round: its diff, applied as one bundle, then recorded."""
+    batch = table.diff(desired)
+    model.apply(adds=batch.adds, deletes=batch.deletes)
+    table.commit(desired)
+    return batch
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(found=bridges(), other=ports())
 def test_updating_a_port_and_back_restores_the_identical_table(found: list[dict[str, Any]], other: dict[str, Any]):
-    model = SwitchModel(bridge_flows())
-    for ofport, port in enumerate(found, start=1):
-        model.apply(adds=_port_flows(port, ofport))
-    before = model.text()
-    a = found[0]
+    table, model = FlowTable(), SwitchModel()
+    _push(table, model, {BRIDGE: list(bridge_flows())})
+    _push(table, model, {p["id"]: _port_flows(p, ofport) for ofport, p in enumerate(found, start=1)})
+    before, a = model.text(), found[0]
     b = {**other, "id": a["id"]}
-    tag = port_tag(a["id"])
-    there = model.replace_port(tag, _port_flows(b, 1))
-    assert set(model.flows()) >= set(_port_flows(b, 1))
-    assert not [f for f in model.flows() if f.cookie >> 8 & 0xFFFFFFFFFFFF == tag and f not in _port_flows(b, 1)]
-    back = model.replace_port(tag, _port_flows(a, 1))
+    flows_a, flows_b = set(_port_flows(a, 1)), set(_port_flows(b, 1))
+    untouched = set(model.flows()) - flows_a
+    there = _push(table, model, {a["id"]: _port_flows(b, 1)})
+    assert set(model.flows()) == untouched | flows_b, "only the changed port's flows may change"
+    back = _push(table, model, {a["id"]: _port_flows(a, 1)})
     assert model.text() == before
-    assert set(back.adds) == {f for f in _port_flows(a, 1) if f not in set(_port_flows(b, 1))}
-    assert bool(there) == (set(_port_flows(a, 1)) != set(_port_flows(b, 1)))
+    assert set(back.adds) == flows_a - flows_b
+    assert bool(there) == (flows_a != flows_b)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(found=bridges(), changed=ports())
 def test_applying_the_same_diff_twice_is_a_no_op(found: list[dict[str, Any]], changed: dict[str, Any]):
-    model = SwitchModel(bridge_flows())
-    for ofport, port in enumerate(found, start=1):
-        model.apply(adds=_port_flows(port, ofport))
-    desired = [f for f in model.flows() if f.cookie >> 8 & 0xFFFFFFFFFFFF != port_tag(found[-1]["id"])]
-    desired += _port_flows({**changed, "id": found[-1]["id"]}, 99)  # the port moved to another ofport, too
-    d = diff_flows(model.flows(), desired)
-    model.apply_diff(d)
+    table, model = FlowTable(), SwitchModel()
+    _push(table, model, {BRIDGE: list(bridge_flows())})
+    _push(table, model, {p["id"]: _port_flows(p, ofport) for ofport, p in enumerate(found, start=1)})
+    moved = {found[-1]["id"]: _port_flows({**changed, "id": found[-1]["id"]}, 99)}  # to another ofport, too
+    batch = table.diff(moved)
+    model.apply(adds=batch.adds, deletes=batch.deletes)
     once = model.text()
-    model.apply_diff(d)
+    model.apply(adds=batch.adds, deletes=batch.deletes)
     assert model.text() == once
-    assert set(model.flows()) == set(desired)
-    assert not diff_flows(model.flows(), desired)
+    table.commit(moved)
+    assert set(model.flows()) == set(table.all_flows())
+    assert not table.diff(moved)
 
 
 def test_a_table_of_many_ports_counts_drops_per_port_and_reason():

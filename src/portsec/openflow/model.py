@@ -349,27 +349,6 @@ class Verdict(NamedTuple):
         return self.path[-1] if self.path else None
 
 
-@dataclass(frozen=True)
-class FlowDiff:
-    """What turns one flow table into another: keys to delete, then flows to add (or replace)."""
-
-    deletes: tuple[FlowKey, ...] = ()
-    adds: tuple[Flow, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.deletes or self.adds)
-
-
-def diff_flows(installed: Iterable[Flow], desired: Iterable[Flow]) -> FlowDiff:
-    """By key: delete what is no longer wanted; add what is new or whose actions or cookie changed."""
-    have = {f.key: f for f in installed}
-    want = {f.key: f for f in desired}
-    return FlowDiff(
-        deletes=tuple(sorted((k for k in have if k not in want), key=repr)),
-        adds=tuple(sorted((f for k, f in want.items() if have.get(k) != f), key=Flow.text)),
-    )
-
-
 _STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=", "reset_counts", "idle_timeout=",
           "hard_timeout=", "send_flow_rem", "importance=")  # fmt: skip
 
@@ -471,18 +450,6 @@ class SwitchModel:
             self._dirty.clear()
             raise
         self._rebuild()
-
-    def apply_diff(self, d: FlowDiff) -> None:
-        self.apply(adds=d.adds, deletes=d.deletes)
-
-    def replace_port(self, port_tag: int, flows: Iterable[Flow]) -> FlowDiff:
-        """Swap the flows whose cookie names one port (see :func:`~portsec.openflow.flows.port_tag`)."""
-        from portsec.openflow.flows import PORT_MASK
-
-        mine = [e.flow for e in self._entries.values() if (e.flow.cookie & PORT_MASK) >> 8 == port_tag]
-        d = diff_flows(mine, flows)
-        self.apply_diff(d)
-        return d
 
     def _insert(self, entry: _Entry) -> None:
         key = entry.flow.key
