@@ -38,6 +38,18 @@ class _Response(BaseModel):
 # Shared pieces ---------------------------------------------------------------------------------------------------
 
 
+class _Standard(_Response):
+    """The attributes every Neutron resource shows (standard-attr-*, project-id)."""
+
+    tenant_id: str | None = None
+    project_id: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+    revision_number: int | None = None
+
+
 class AllowedAddressPairRequest(_Request):
     ip_address: str = Field(description="An IP address or CIDR; not multicast")
     mac_address: str | None = Field(None, description="Defaults to the port's MAC; not multicast")
@@ -116,7 +128,7 @@ class NetworkUpdate(_Request):
     description: Name | None = None
 
 
-class Network(_Response):
+class Network(_Standard):
     id: Uuid | None = None
     name: str | None = None
     subnets: list[Uuid] | None = None
@@ -126,13 +138,6 @@ class Network(_Response):
     port_security_enabled: bool | None = None
     mtu: int | None = None
     router_external: bool | None = Field(None, alias="router:external")
-    tenant_id: str | None = None
-    project_id: str | None = None
-    description: str | None = None
-    tags: list[str] | None = None
-    created_at: Timestamp | None = None
-    updated_at: Timestamp | None = None
-    revision_number: int | None = None
 
 
 # Subnets -----------------------------------------------------------------------------------------------------------
@@ -166,7 +171,7 @@ class SubnetUpdate(_Request):
     description: Name | None = None
 
 
-class Subnet(_Response):
+class Subnet(_Standard):
     id: Uuid | None = None
     name: str | None = None
     network_id: Uuid | None = None
@@ -180,13 +185,6 @@ class Subnet(_Response):
     ipv6_ra_mode: str | None = None
     ipv6_address_mode: str | None = None
     subnetpool_id: str | None = None
-    tenant_id: str | None = None
-    project_id: str | None = None
-    description: str | None = None
-    tags: list[str] | None = None
-    created_at: Timestamp | None = None
-    updated_at: Timestamp | None = None
-    revision_number: int | None = None
 
 
 # Ports -----------------------------------------------------------------------------------------------------------
@@ -227,7 +225,7 @@ class PortUpdate(_Request):
     description: Name | None = None
 
 
-class Port(_Response):
+class Port(_Standard):
     id: Uuid | None = None
     name: str | None = None
     network_id: Uuid | None = None
@@ -246,13 +244,6 @@ class Port(_Response):
     binding_vif_details: dict[str, Any] | None = Field(None, alias="binding:vif_details")
     binding_vnic_type: str | None = Field(None, alias="binding:vnic_type")
     binding_profile: dict[str, Any] | None = Field(None, alias="binding:profile")
-    tenant_id: str | None = None
-    project_id: str | None = None
-    description: str | None = None
-    tags: list[str] | None = None
-    created_at: Timestamp | None = None
-    updated_at: Timestamp | None = None
-    revision_number: int | None = None
 
 
 # Envelopes ---------------------------------------------------------------------------------------------------------
