@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from portsec.api.app import create_app
 from portsec.api.auth import TokenAuth
-from portsec.api.identity import Identity, IdentityConfigError, hash_password
+from portsec.api.identity import Identity, IdentityConfigError, derived_id, hash_password
 from tests.server import serve
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
@@ -105,6 +105,29 @@ def test_seed_with_password_auth(endpoint):
     ok(endpoint, f"port set {port_id} --host hv1", user="root")
     assert ok(endpoint, f"port show {port_id} -f value -c binding_host_id", user="root").strip() == "hv1"
     assert ok(endpoint, f"port show {port_id} -f value -c project_id", user="root").strip() == alpha
+
+
+def portsec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "PORTSEC_"))}
+    return subprocess.run([str(Path(sys.executable).with_name("portsec")), *args], env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+
+def test_portsec_cli_logs_in_with_a_password(endpoint):
+    login = {"OS_AUTH_URL": f"{endpoint}/v3", "OS_USERNAME": "bob", "OS_PASSWORD": "bob-pw", "OS_PROJECT_NAME": "beta"}
+    made = portsec("--endpoint", endpoint, "network", "create", "cli-net", "-f", "value", "-c", "project_id", env=login)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == derived_id("project", "Default", "beta"), "it acts in the token's project"
+    # The network endpoint comes from the token's catalog when only the identity URL is given.
+    listed = portsec("--os-auth-url", f"{endpoint}/v3", "network", "list", "-f", "value", "-c", "Name", env=login)
+    assert listed.returncode == 0, listed.stderr
+    assert "cli-net" in listed.stdout.split()
+    wrong = portsec("--endpoint", endpoint, "network", "list", env={**login, "OS_PASSWORD": "nope"})
+    assert wrong.returncode == 1
+    assert "refused user bob in project beta" in wrong.stderr
+    # Without a token the identity-enabled server refuses, and says so.
+    anonymous = portsec("--endpoint", endpoint, "network", "list")
+    assert anonymous.returncode == 1 and "requires authentication" in anonymous.stderr
 
 
 def test_identity_root_discovery(endpoint):

@@ -81,18 +81,50 @@ class PortsecApp(App):
             default=int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", DEFAULT_MAX_PAIRS)),
             help=f"Most pairs a port may have (default {DEFAULT_MAX_PAIRS}; env PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS)",
         )  # fmt: skip
+        auth = parser.add_argument_group(
+            "identity", "Password auth against a Keystone v3 endpoint (portsec serve --identity-config, or a cloud's). "
+            "The OS_* variables count when an endpoint is set; --os-auth-url alone takes the network endpoint from "
+            "the token's catalog.",
+        )  # fmt: skip
+        auth.add_argument("--os-auth-url", metavar="<url>", help="Identity endpoint (env OS_AUTH_URL)")
+        auth.add_argument("--os-username", metavar="<name>", default=os.environ.get("OS_USERNAME"))
+        auth.add_argument("--os-password", metavar="<password>", default=os.environ.get("OS_PASSWORD"))
+        auth.add_argument("--os-project-name", metavar="<name>", default=os.environ.get("OS_PROJECT_NAME"))
+        auth.add_argument("--os-user-domain-name", metavar="<name>",
+                          default=os.environ.get("OS_USER_DOMAIN_NAME", "Default"))  # fmt: skip
+        auth.add_argument("--os-project-domain-name", metavar="<name>",
+                          default=os.environ.get("OS_PROJECT_DOMAIN_NAME", "Default"))  # fmt: skip
         return parser
+
+    def _remote(self) -> Any:
+        """The HTTP client, logged in when identity options are given; None for embedded mode."""
+        from portsec.client.http import HTTPClient, password_token
+
+        o = self.options
+        auth_url = o.os_auth_url or (os.environ.get("OS_AUTH_URL") if o.endpoint else None)
+        if not auth_url:
+            if not o.endpoint:
+                return None
+            # noauth servers take the caller's project from this header; without it, admin.
+            headers = {"X-Project-Id": o.project_id} if o.project_id != DEFAULT_PROJECT_ID else {}
+            return HTTPClient(o.endpoint, headers)
+        missing = [
+            f"--os-{n}" for n in ("username", "password", "project-name") if not getattr(o, f"os_{n}".replace("-", "_"))
+        ]
+        if missing:
+            raise CommandError(f"password auth at {auth_url} needs {', '.join(missing)} (or the OS_* variables)")
+        token, network = password_token(auth_url, o.os_username, o.os_password, o.os_project_name,
+                                        o.os_user_domain_name, o.os_project_domain_name)  # fmt: skip
+        endpoint = o.endpoint or network
+        if not endpoint:
+            raise CommandError(f"the catalog from {auth_url} has no public network endpoint; give --endpoint")
+        return HTTPClient(endpoint, {"X-Auth-Token": token})
 
     @property
     def client(self) -> Any:
         """Opened on first use, so `--help` works without a database."""
-        if self._client is None and self.options.endpoint:
-            from portsec.client.http import HTTPClient
-
-            # noauth servers take the caller's project from this header; without it, admin.
-            project = self.options.project_id
-            headers = {"X-Project-Id": project} if project != DEFAULT_PROJECT_ID else {}
-            self._client = HTTPClient(self.options.endpoint, headers)
+        if self._client is None:
+            self._client = self._remote()
         if self._client is None:
             from portsec.client.embedded import EmbeddedClient
 

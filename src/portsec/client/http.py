@@ -35,8 +35,11 @@ def _raise_for(response: httpx.Response) -> None:
         message = fault["message"]
     except (ValueError, KeyError, StopIteration, AttributeError, TypeError):
         message = response.text or response.reason_phrase
-    family = _FAMILIES.get(response.status_code, errors.NeutronError)
-    raise type(f"Remote{family.__name__}", (RemoteError, family), {})(msg=message)
+    raise _remote(_FAMILIES.get(response.status_code, errors.NeutronError), message)
+
+
+def _remote(family: type[errors.NeutronError], message: str) -> RemoteError:
+    return type(f"Remote{family.__name__}", (RemoteError, family), {})(msg=message)
 
 
 class HTTPClient:
@@ -67,3 +70,41 @@ class HTTPClient:
 
     def delete(self, resource: str, resource_id: str) -> None:
         self._call("DELETE", f"/{PLURALS[resource]}/{resource_id}")
+
+
+def password_token(
+    auth_url: str,
+    username: str,
+    password: str,
+    project: str,
+    user_domain: str = "Default",
+    project_domain: str = "Default",
+    timeout: float = 30.0,
+) -> tuple[str, str | None]:
+    """A project-scoped token from a Keystone v3 password login, and the catalog's network endpoint."""
+    url = auth_url.rstrip("/")
+    url = url if url.endswith("/v3") else url + "/v3"
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": username, "password": password, "domain": {"name": user_domain}}},
+            },
+            "scope": {"project": {"name": project, "domain": {"name": project_domain}}},
+        }
+    }
+    try:
+        response = httpx.post(url + "/auth/tokens", json=body, timeout=timeout)
+    except httpx.HTTPError as err:
+        raise _remote(errors.ServiceUnavailable, f"identity service at {url}: {err}") from None
+    if response.status_code == 401:
+        message = f"The identity service at {url} refused user {username} in project {project}."
+        raise _remote(errors.NeutronError, message)
+    _raise_for(response)
+    catalog = response.json().get("token", {}).get("catalog", [])
+    network = next(
+        (e["url"] for s in catalog if s.get("type") == "network" for e in s.get("endpoints", [])
+         if e.get("interface") == "public"),
+        None,
+    )  # fmt: skip
+    return response.headers["X-Subject-Token"], network
