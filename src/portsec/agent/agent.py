@@ -225,6 +225,9 @@ class Agent:
 
     def _vlan(self, network_id: str) -> int:
         if network_id not in self.vlans:
+            # A network with no port plugged here any more gives its VLAN back, as with Neutron's agent.
+            here = {self.ports[p].network_id for p in self.plugged if p in self.ports}
+            self.vlans = {n: v for n, v in self.vlans.items() if n in here}
             used = set(self.vlans.values())
             free = next((v for v in range(FIRST_VLAN, LAST_VLAN + 1) if v not in used), None)
             if free is None:
