@@ -7,8 +7,8 @@ the compiler against the contract, not against itself.
 
 Readings of the table that it fixes:
 - the port's own MAC is a MAC of B even with no fixed IP (its link-local address is bound);
-- "DAD / MLD from :: to ff02::/16" is any ICMPv6 from :: to ff02::/16 (after the RA/redirect
-  and neighbor-advertisement rows, which still apply);
+- "DAD / MLD from :: to ff02::/16" is a neighbor solicitation (135) or an MLD report or done
+  (131, 132, 143) from :: to ff02::/16; any other ICMPv6 from :: (an echo, say) is not bound;
 - a neighbor advertisement must pass the NA row *and* the IPv6 source row;
 - a VLAN tag is checked before anything else, a source MAC next.
 """
@@ -111,7 +111,8 @@ def contract(port: dict[str, Any], pkt: Spec) -> tuple[bool, str]:
             if get("nd_tll", ZERO_MAC) not in (ZERO_MAC, src):
                 return False, "na-tll"
         source = get("ipv6_src") or "::"
-        if icmp_type is not None and source == "::" and ipaddress.ip_address(get("ipv6_dst") or "::") in LINK_MCAST:
+        dad_or_mld = icmp_type in (131, 132, 135, 143)
+        if dad_or_mld and source == "::" and ipaddress.ip_address(get("ipv6_dst") or "::") in LINK_MCAST:
             return True, "dad-mld"
         return bound(src, source), "na" if icmp_type == 136 else "ipv6"
     return False, "ethertype"

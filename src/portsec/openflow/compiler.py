@@ -14,7 +14,7 @@ IPv6 bindings n6 (each MAC brings its link-local address):
               (dl_src, ip source) bound -> 60; other IPv4 -> drop(ipv4-source);
               other IPv6 -> drop(ipv6-source); other ethertypes -> drop(ethertype).
               Shared by all ports (only a bound MAC gets past table 0): DHCP discover
-              and :: to ff02::/16 (DAD, MLD) -> 60.
+              and DAD / MLD (ICMPv6 135, 131, 132, 143) from :: to ff02::/16 -> 60.
     table 60  NORMAL (a local VLAN per network, set on the OVSDB port, keeps networks apart).
 
 That is 12 + 2k + 2·n4 + 3·n6 flows (each MAC adds its link-local address to n6):

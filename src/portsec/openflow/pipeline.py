@@ -25,6 +25,7 @@ class Table:
 
 
 ADMISSION, CANARY, ARP_ND, SOURCE, FORWARD = 0, 23, 24, 25, 60
+UNSPECIFIED_SOURCE_ICMP6 = (131, 132, 135, 143)  # MLDv1 report and done, neighbor solicitation, MLDv2 report
 
 PIPELINE = {
     t.number: t
@@ -70,5 +71,7 @@ def bridge_flows() -> tuple[Flow, ...]:
     return (
         *(flow(t.number, 0, t.miss, cookie(None, reasons.get(t.number, "allow"))) for t in PIPELINE.values()),
         flow(SOURCE, 95, goto, allow, "udp", nw_src="0.0.0.0", nw_dst="255.255.255.255", tp_src="68", tp_dst="67"),
-        flow(SOURCE, 95, goto, allow, "icmp6", ipv6_src="::", ipv6_dst="ff02::/16"),
-    )
+        # Duplicate address detection (neighbor solicitation) and MLD reports/done, before a host has an address.
+        *(flow(SOURCE, 95, goto, allow, "icmp6", ipv6_src="::", ipv6_dst="ff02::/16", icmp_type=str(t))
+          for t in UNSPECIFIED_SOURCE_ICMP6),
+    )  # fmt: skip
