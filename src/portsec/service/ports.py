@@ -37,6 +37,10 @@ _UPDATABLE = {
 }
 
 
+def _random_mac(tx: Tx) -> str:
+    return BASE_MAC + "".join(f":{b:02x}" for b in tx.rng.randbytes(3))
+
+
 def _choose_mac(tx: Tx, network_id: str, requested: Any) -> str:
     if requested is not NOT_SPECIFIED and requested is not None:
         mac = normalize_mac(requested)
@@ -44,20 +48,48 @@ def _choose_mac(tx: Tx, network_id: str, requested: Any) -> str:
             raise errors.MacAddressInUse(net_id=network_id, mac=requested)
         return mac
     for _ in range(MAC_RETRIES):
-        mac = BASE_MAC + "".join(f":{b:02x}" for b in tx.rng.randbytes(3))
+        mac = _random_mac(tx)
         if not store.mac_in_use(tx.conn, network_id, mac):
             return mac
     raise errors.NetworkMacAddressGenerationFailure(net_id=network_id)
 
 
-def _pick_address(tx: Tx, subnet: Subnet, taken: set[str], owner: str) -> str | None:
+def _insert_with_mac(tx: Tx, port: Port, requested: Any) -> Port:
+    """``_choose_mac`` for a new port, by inserting its row: the MAC's unique constraint is the check.
+
+    Same outcome as checking then inserting, in one round trip per MAC tried.
+    """
+    if requested is not NOT_SPECIFIED and requested is not None:
+        port = replace(port, mac_address=normalize_mac(requested))
+        if not store.insert_row(tx.conn, port):
+            raise errors.MacAddressInUse(net_id=port.network_id, mac=requested)
+        return port
+    for _ in range(MAC_RETRIES):
+        port = replace(port, mac_address=_random_mac(tx))
+        if store.insert_row(tx.conn, port):
+            return port
+    raise errors.NetworkMacAddressGenerationFailure(net_id=port.network_id)
+
+
+def _pick_address(
+    tx: Tx, subnet: Subnet, taken: set[str], owner: str, claim: list[FixedIp] | None = None, port_id: str = ""
+) -> str | None:
     """A random free address (cheap while the subnet is sparse); else the lowest free one.
 
     DHCP ports take the lowest free address, as in Neutron, so they are predictable.
+    With ``claim`` (a new port whose row exists), a random address is allocated
+    right away by inserting it, its unique key being the check, and added to ``claim``.
     """
     if owner != DHCP_OWNER:
         for candidate in ipam.random_candidates(subnet, tx.rng):
-            if candidate not in taken and store.ip_owner(tx.conn, subnet.id, candidate) is None:
+            if candidate in taken:
+                continue
+            if claim is not None:
+                fixed = FixedIp(subnet.id, candidate)
+                if store.claim_ip(tx.conn, port_id, fixed):
+                    claim.append(fixed)
+                    return candidate
+            elif store.ip_owner(tx.conn, subnet.id, candidate) is None:
                 return candidate
     return ipam.lowest_free(subnet, store.used_ips(tx.conn, subnet.id) | taken)
 
@@ -69,23 +101,36 @@ def _claim(tx: Tx, subnet: Subnet, address: str, port_id: str) -> FixedIp:
     return FixedIp(subnet.id, address)
 
 
-def _from_subnet(tx: Tx, subnet: Subnet, port_id: str, mac: str, owner: str, taken: set[str]) -> FixedIp | None:
+def _from_subnet(
+    tx: Tx,
+    subnet: Subnet,
+    port_id: str,
+    mac: str,
+    owner: str,
+    taken: set[str],
+    claim: list[FixedIp] | None = None,
+) -> FixedIp | None:
     if ipam.is_auto_address_subnet(subnet):
         return _claim(tx, subnet, str(eui64(ipaddress.ip_network(subnet.cidr), mac)), port_id)
-    address = _pick_address(tx, subnet, taken, owner)
+    address = _pick_address(tx, subnet, taken, owner, claim, port_id)
     return None if address is None else FixedIp(subnet.id, address)
 
 
-def _automatic(tx: Tx, network: Network, port_id: str, mac: str, owner: str) -> list[FixedIp]:
-    """One address from the first IPv4 and the first stateful IPv6 subnet with room; EUI-64 on SLAAC."""
+def _automatic(
+    tx: Tx, network: Network, subnets: Sequence[Subnet], port_id: str, mac: str, owner: str, claimed: list[FixedIp]
+) -> list[FixedIp]:
+    """One address from the first IPv4 and the first stateful IPv6 subnet with room; EUI-64 on SLAAC.
+
+    The port's row exists: random addresses are inserted as they are found, and listed in ``claimed``.
+    """
     chosen: list[FixedIp] = []
     served: set[int] = set()  # families that got an address from a pool
     full: set[int] = set()  # families with a subnet that had none left
-    for subnet in subnet_store.on_network(tx.conn, network.id):
+    for subnet in subnets:
         auto = ipam.is_auto_address_subnet(subnet)
         if not auto and subnet.ip_version in served:
             continue
-        fixed = _from_subnet(tx, subnet, port_id, mac, owner, set())
+        fixed = _from_subnet(tx, subnet, port_id, mac, owner, set(), claimed)
         if fixed is None:
             full.add(subnet.ip_version)
             continue
@@ -109,9 +154,17 @@ def _subnet_of(tx: Tx, network: Network, subnets: Sequence[Subnet], subnet_id: s
     )
 
 
-def _requested(tx: Tx, network: Network, port: Port, requested: list[dict[str, str]], owner: str) -> list[FixedIp]:
+def _requested(
+    tx: Tx,
+    network: Network,
+    port: Port,
+    requested: list[dict[str, str]],
+    owner: str,
+    subnets: Sequence[Subnet] | None = None,
+) -> list[FixedIp]:
     """Resolve a fixed_ips request; addresses the port already holds are kept."""
-    subnets = subnet_store.on_network(tx.conn, network.id)
+    if subnets is None:
+        subnets = subnet_store.on_network(tx.conn, network.id)
     if requested and not subnets:
         raise errors.InvalidInput(error_message="IP allocation requires subnets for network")
     chosen: list[FixedIp] = []
@@ -148,7 +201,7 @@ def _requested(tx: Tx, network: Network, port: Port, requested: list[dict[str, s
 def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> Port:
     explicit = set(body) if isinstance(body, dict) else set()
     values = prepare_create(port_spec(limits.max_allowed_address_pairs), body, ctx.project_id, ctx.is_admin)
-    network = networks.get(tx, ctx, values["network_id"])
+    network, subnets = networks.get_with_subnets(tx, ctx, values["network_id"])
     policy.check_port_write(ctx, network, "create_port", values, explicit)
     owner = values["device_owner"]
     enabled = port_security.resolve_on_create(values["port_security_enabled"], owner, network.port_security_enabled)
@@ -156,13 +209,13 @@ def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> 
     port_security.check_create(enabled, values["allowed_address_pairs"], groups)
     if groups:  # security groups are not built yet: no id can exist
         raise errors.SecurityGroupNotFound(id=groups[0])
-    mac = _choose_mac(tx, network.id, values["mac_address"])
+    requested = values["fixed_ips"]
     port = Port(
         id=new_id(),
         network_id=network.id,
         project_id=values["project_id"],
         name=values["name"],
-        mac_address=mac,
+        mac_address="",
         admin_state_up=values["admin_state_up"],
         status="DOWN",
         device_id=values["device_id"],
@@ -174,17 +227,19 @@ def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> 
         revision_number=1,
         created_at=tx.now,
         updated_at=tx.now,
-        allowed_address_pairs=sorted_pairs(with_port_mac(values["allowed_address_pairs"], mac)),
+        ip_allocation="none" if requested == [] else "immediate",
     )
-    requested = values["fixed_ips"]
+    # The row goes in first (an error later rolls it back): inserting it is the MAC check.
+    port = _insert_with_mac(tx, port, values["mac_address"])
+    mac = port.mac_address
+    port = replace(port, allowed_address_pairs=sorted_pairs(with_port_mac(values["allowed_address_pairs"], mac)))
+    claimed: list[FixedIp] = []
     if requested is NOT_SPECIFIED or requested is None:
-        fixed_ips = _automatic(tx, network, port.id, mac, owner)
+        fixed_ips = _automatic(tx, network, subnets, port.id, mac, owner, claimed)
     else:
-        fixed_ips = _requested(tx, network, port, requested, owner)
-    port = replace(
-        port, fixed_ips=sorted_fixed_ips(fixed_ips), ip_allocation="none" if requested == [] else "immediate"
-    )
-    store.insert(tx.conn, port)
+        fixed_ips = _requested(tx, network, port, requested, owner, subnets)
+    port = replace(port, fixed_ips=sorted_fixed_ips(fixed_ips))
+    store.insert_children(tx.conn, port, skip_ips=claimed)
     tx.record("port", port.id, port.project_id, port.revision_number, "create")
     return port
 

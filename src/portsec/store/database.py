@@ -175,8 +175,11 @@ def _write_changes(tx: Tx) -> None:
         # Sequence values are handed out before commit; holding this lock until
         # commit makes seq order equal commit order, so a reader that saw seq N
         # never later finds a smaller seq appear.
-        tx.conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOG_LOCK})
-        tx.conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+        # pg_notify(channel, '') is NOTIFY channel, in the same round trip as the lock.
+        tx.conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, '')"),
+            {"k": CHANGE_LOG_LOCK, "channel": CHANNEL},
+        )
     tx.conn.execute(
         changes.insert(),
         [

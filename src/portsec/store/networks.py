@@ -11,9 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from portsec.domain.model import Network
+from portsec.domain.model import Network, Subnet
 from portsec.store.query import ListQuery, fetch_page, filter_clauses
 from portsec.store.schema import networks, subnets
+from portsec.store.subnets import subnet_row
 
 
 def _values(network: Network) -> dict[str, Any]:
@@ -35,14 +36,43 @@ def insert(conn: Connection, network: Network) -> None:
 
 
 def get(conn: Connection, network_id: str, for_update: bool = False) -> Network | None:
-    stmt = sa.select(networks).where(networks.c.id == network_id)
+    """The network and its subnet ids in one round trip."""
+    stmt = (
+        sa.select(networks, subnets.c.id.label("subnet_id"))
+        .outerjoin(subnets, subnets.c.network_id == networks.c.id)
+        .where(networks.c.id == network_id)
+        .order_by(subnets.c.id)
+    )
     if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).one_or_none()
-    if row is None:
+        stmt = stmt.with_for_update(of=networks)
+    rows = conn.execute(stmt).all()
+    if not rows:
         return None
-    ids = _subnet_ids(conn, subnets.c.network_id == network_id)
-    return Network(**row._mapping, subnet_ids=tuple(ids[network_id]))
+    values = {c.name: rows[0]._mapping[c.name] for c in networks.c}
+    return Network(**values, subnet_ids=tuple(r.subnet_id for r in rows if r.subnet_id is not None))
+
+
+_WITH_SUBNETS = (
+    sa.select(networks, *[c.label(f"subnet_{c.name}") for c in subnets.c])
+    .outerjoin(subnets, subnets.c.network_id == networks.c.id)
+    .where(networks.c.id == sa.bindparam("network_id"))
+    .order_by(subnets.c.created_at, subnets.c.id)
+)
+
+
+def get_with_subnets(conn: Connection, network_id: str) -> tuple[Network, list[Subnet]] | None:
+    """The network and its subnets (in creation order, as ``subnets.on_network``) in one round trip."""
+    rows = conn.execute(_WITH_SUBNETS, {"network_id": network_id}).all()
+    if not rows:
+        return None
+    values = {c.name: rows[0]._mapping[c.name] for c in networks.c}
+    found = [
+        subnet_row({c.name: r._mapping[f"subnet_{c.name}"] for c in subnets.c})
+        for r in rows
+        if r._mapping["subnet_id"] is not None
+    ]
+    network = Network(**values, subnet_ids=tuple(sorted(s.id for s in found)))
+    return network, found
 
 
 def visible(project_id: str | None) -> ColumnElement[bool]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +30,40 @@ def _values(port: Port) -> dict[str, Any]:
 def insert(conn: Connection, port: Port) -> None:
     conn.execute(ports.insert().values(**_values(port)))
     _insert_ips(conn, port.id, port.fixed_ips)
+    _insert_pairs(conn, port.id, port.allowed_address_pairs)
+
+
+@cache
+def _insert_or_nothing_stmt(dialect_name: str, table: sa.Table, conflict: tuple[str, ...]) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return stmt.returning(sa.literal_column("1"))
+
+
+def _insert_or_nothing(conn: Connection, table: sa.Table, conflict: tuple[str, ...], values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT (conflict) DO NOTHING RETURNING: True when the row went in.
+
+    One round trip where a SELECT and an INSERT were two; a row another
+    transaction is inserting is waited for, as a plain INSERT would.
+    """
+    stmt = _insert_or_nothing_stmt(conn.dialect.name, table, conflict)
+    return conn.execute(stmt, values).first() is not None
+
+
+def insert_row(conn: Connection, port: Port) -> bool:
+    """The port's own row, without its children; False (nothing written) when its MAC is in use on its network."""
+    return _insert_or_nothing(conn, ports, ("network_id", "mac_address"), _values(port))
+
+
+def claim_ip(conn: Connection, port_id: str, fixed: FixedIp) -> bool:
+    """Allocate an address to a port whose row exists; False (nothing written) when the address is taken."""
+    values = {"port_id": port_id, "subnet_id": fixed.subnet_id, "ip_address": fixed.ip_address}
+    return _insert_or_nothing(conn, ip_allocations, ("subnet_id", "ip_address"), values)
+
+
+def insert_children(conn: Connection, port: Port, skip_ips: Sequence[FixedIp] = ()) -> None:
+    """A new port's allocations (but those already claimed) and pairs."""
+    _insert_ips(conn, port.id, [f for f in port.fixed_ips if f not in skip_ips])
     _insert_pairs(conn, port.id, port.allowed_address_pairs)
 
 
@@ -69,17 +105,21 @@ def _assemble(conn: Connection, rows: Sequence[sa.Row[Any]], where: Sequence[Col
     few = len(rows) <= 500 or not where
     ids: Any = [r.id for r in rows] if few else sa.select(ports.c.id).where(*where)
     ips: dict[str, list[FixedIp]] = defaultdict(list)
-    alloc = ip_allocations.c
-    for port_id, subnet_id, address in conn.execute(
-        sa.select(alloc.port_id, alloc.subnet_id, alloc.ip_address).where(alloc.port_id.in_(ids))
-    ):
-        ips[port_id].append(FixedIp(subnet_id, address))
     pairs: dict[str, list[AllowedPair]] = defaultdict(list)
+    alloc = ip_allocations.c
     aap = allowed_address_pairs.c
-    for port_id, mac, address in conn.execute(
-        sa.select(aap.port_id, aap.mac_address, aap.ip_address).where(aap.port_id.in_(ids))
-    ):
-        pairs[port_id].append(AllowedPair(mac, address))
+    # Both children in one round trip: kind "i" rows are (subnet, address), "p" rows (mac, address).
+    children = sa.union_all(
+        sa.select(alloc.port_id, sa.literal_column("'i'").label("kind"), alloc.subnet_id, alloc.ip_address).where(
+            alloc.port_id.in_(ids)
+        ),
+        sa.select(aap.port_id, sa.literal_column("'p'"), aap.mac_address, aap.ip_address).where(aap.port_id.in_(ids)),
+    )
+    for port_id, kind, first, address in conn.execute(children):
+        if kind == "i":
+            ips[port_id].append(FixedIp(first, address))
+        else:
+            pairs[port_id].append(AllowedPair(first, address))
     return [
         Port(**r._mapping, fixed_ips=sorted_fixed_ips(ips[r.id]), allowed_address_pairs=sorted_pairs(pairs[r.id]))
         for r in rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -22,8 +23,8 @@ def _values(subnet: Subnet) -> dict[str, Any]:
     return values
 
 
-def _subnet(row: sa.Row[Any]) -> Subnet:
-    values = dict(row._mapping)
+def subnet_row(mapping: Mapping[Any, Any]) -> Subnet:
+    values = dict(mapping)
     values["allocation_pools"] = tuple(AllocationPool(p["start"], p["end"]) for p in values["allocation_pools"])
     values["dns_nameservers"] = tuple(values["dns_nameservers"])
     values["host_routes"] = tuple((r["destination"], r["nexthop"]) for r in values["host_routes"])
@@ -36,13 +37,13 @@ def insert(conn: Connection, subnet: Subnet) -> None:
 
 def get(conn: Connection, subnet_id: str) -> Subnet | None:
     row = conn.execute(sa.select(subnets).where(subnets.c.id == subnet_id)).one_or_none()
-    return None if row is None else _subnet(row)
+    return None if row is None else subnet_row(row._mapping)
 
 
 def on_network(conn: Connection, network_id: str) -> list[Subnet]:
     """A network's subnets in creation order: automatic allocation tries them in turn."""
     stmt = sa.select(subnets).where(subnets.c.network_id == network_id).order_by(subnets.c.created_at, subnets.c.id)
-    return [_subnet(r) for r in conn.execute(stmt)]
+    return [subnet_row(r._mapping) for r in conn.execute(stmt)]
 
 
 def visible(project_id: str | None) -> ColumnElement[bool]:
@@ -56,7 +57,7 @@ def visible(project_id: str | None) -> ColumnElement[bool]:
 def list_(conn: Connection, query: ListQuery, scope: ColumnElement[bool]) -> list[Subnet]:
     stmt = sa.select(subnets).where(scope, *filter_clauses(subnets, query.filters))
     rows = fetch_page(conn, stmt, subnets, query)
-    return [_subnet(r) for r in rows]
+    return [subnet_row(r._mapping) for r in rows]
 
 
 def update(conn: Connection, old: Subnet, new: Subnet) -> None:
