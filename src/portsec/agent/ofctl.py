@@ -1,8 +1,10 @@
-"""br-int's OpenFlow tables through ``ovs-ofctl``: atomic bundles in, flows and counters out.
+"""br-int's OpenFlow tables: bundles in, the canary and counters out.
 
-``ovs-ofctl --bundle`` sends a whole batch as one OpenFlow 1.4 ordered, atomic
-transaction: packets see the old table or the new one, never a mix, and any
-failure rolls the batch back. One process per batch, never one per flow.
+Every change is one OpenFlow 1.4 ordered, atomic bundle: packets see the old
+table or the new one, never a mix. A round's few flow mods go over the agent's
+open connection (:mod:`portsec.agent.ofconn`); the full sync of every flow goes
+through ``ovs-ofctl --bundle replace-flows``, which diffs against the switch in C
+and keeps unchanged flows with their counters; reads use ``ovs-ofctl dump-flows``.
 """
 
 from __future__ import annotations
