@@ -15,7 +15,6 @@ from portsec.domain.pairs import with_port_mac
 from portsec.domain.resources import port_spec
 from portsec.service import networks, policy
 from portsec.service.common import ALL, Limits, Listing, check_revision, list_query, new_id, scope
-from portsec.store import networks as network_store
 from portsec.store import ports as store
 from portsec.store import subnets as subnet_store
 from portsec.store.database import Tx
@@ -286,9 +285,11 @@ def update(
 ) -> Port:
     explicit = set(body) if isinstance(body, dict) else set()
     values = prepare_update(port_spec(limits.max_allowed_address_pairs), body)
-    old = get(tx, ctx, port_id, for_update=True)
-    network = network_store.get(tx.conn, old.network_id)
-    assert network is not None  # a port's network cannot go while the port exists
+    # The port locked, with its network (a port's network cannot go while the port exists), in one query.
+    found = store.get_for_update_with_network(tx.conn, port_id)
+    if found is None or not policy.can_see_port(ctx, found[0]):
+        raise errors.PortNotFound(port_id=port_id)
+    old, network = found
     policy.check_port_write(ctx, network, "update_port", values, explicit)
     check_revision(if_revision, old.revision_number)
     enabled = values.get("port_security_enabled", old.port_security_enabled)

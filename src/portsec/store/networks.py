@@ -35,17 +35,18 @@ def insert(conn: Connection, network: Network) -> None:
     conn.execute(networks.insert().values(**_values(network)))
 
 
+_GET = (
+    sa.select(networks, subnets.c.id.label("subnet_id"))
+    .outerjoin(subnets, subnets.c.network_id == networks.c.id)
+    .where(networks.c.id == sa.bindparam("network_id"))
+    .order_by(subnets.c.id)
+)
+_GET_FOR_UPDATE = _GET.with_for_update(of=networks)
+
+
 def get(conn: Connection, network_id: str, for_update: bool = False) -> Network | None:
     """The network and its subnet ids in one round trip."""
-    stmt = (
-        sa.select(networks, subnets.c.id.label("subnet_id"))
-        .outerjoin(subnets, subnets.c.network_id == networks.c.id)
-        .where(networks.c.id == network_id)
-        .order_by(subnets.c.id)
-    )
-    if for_update:
-        stmt = stmt.with_for_update(of=networks)
-    rows = conn.execute(stmt).all()
+    rows = conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"network_id": network_id}).all()
     if not rows:
         return None
     values = {c.name: rows[0]._mapping[c.name] for c in networks.c}

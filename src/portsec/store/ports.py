@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from functools import cache
 from typing import Any
 
@@ -13,18 +13,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from portsec.domain.model import AllowedPair, FixedIp, Port, sorted_fixed_ips, sorted_pairs
+from portsec.domain.model import AllowedPair, FixedIp, Network, Port, sorted_fixed_ips, sorted_pairs
 from portsec.store.query import ListQuery, fetch_page, filter_clauses
-from portsec.store.schema import allowed_address_pairs, ip_allocations, ports
+from portsec.store.schema import allowed_address_pairs, ip_allocations, networks, ports, subnets
 
 _CHILDREN = ("fixed_ips", "allowed_address_pairs", "security_groups")
+_COLUMNS = tuple(f.name for f in fields(Port) if f.name not in _CHILDREN)
 
 
 def _values(port: Port) -> dict[str, Any]:
-    values = asdict(port)
-    for key in _CHILDREN:
-        del values[key]
-    return values
+    """The row's columns (all scalars: a shallow read is what ``asdict`` gave, without its deep copy)."""
+    return {name: getattr(port, name) for name in _COLUMNS}
+
+
+# Hot-path statements, built once and given their values at execute: building
+# a statement per call costs more than its round trip.
+_INSERT_IPS = ip_allocations.insert()
+_INSERT_PAIRS = allowed_address_pairs.insert()
+_UPDATE = ports.update().where(ports.c.id == sa.bindparam("old_id"))  # SET: the columns passed at execute
+_DELETE_IP = ip_allocations.delete().where(
+    ip_allocations.c.subnet_id == sa.bindparam("old_subnet_id"),
+    ip_allocations.c.ip_address == sa.bindparam("old_ip_address"),
+)
+_DELETE_PAIRS = allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == sa.bindparam("old_port_id"))
 
 
 def insert(conn: Connection, port: Port) -> None:
@@ -85,17 +96,34 @@ def insert_many(conn: Connection, batch: Sequence[Port]) -> None:
 def _insert_ips(conn: Connection, port_id: str, ips: Sequence[FixedIp]) -> None:
     if ips:
         rows = [{"port_id": port_id, "subnet_id": f.subnet_id, "ip_address": f.ip_address} for f in ips]
-        conn.execute(ip_allocations.insert(), rows)
+        conn.execute(_INSERT_IPS, rows)
 
 
 def _insert_pairs(conn: Connection, port_id: str, pairs: Sequence[AllowedPair]) -> None:
     if pairs:
         rows = [{"port_id": port_id, "mac_address": p.mac_address, "ip_address": p.ip_address} for p in pairs]
-        conn.execute(allowed_address_pairs.insert(), rows)
+        conn.execute(_INSERT_PAIRS, rows)
 
 
-def _assemble(conn: Connection, rows: Sequence[sa.Row[Any]], where: Sequence[ColumnElement[bool]] = ()) -> list[Port]:
-    """Rows plus their children, in two more queries whatever the number of ports.
+def _children(ids: Any) -> Any:
+    """A port's allocations and pairs in one UNION ALL: kind "i" rows are (subnet, address), "p" rows (mac, address)."""
+    alloc = ip_allocations.c
+    aap = allowed_address_pairs.c
+    return sa.union_all(
+        sa.select(alloc.port_id, sa.literal_column("'i'").label("kind"), alloc.subnet_id, alloc.ip_address).where(
+            alloc.port_id.in_(ids)
+        ),
+        sa.select(aap.port_id, sa.literal_column("'p'"), aap.mac_address, aap.ip_address).where(aap.port_id.in_(ids)),
+    )
+
+
+_CHILDREN_OF = _children(sa.bindparam("ids", expanding=True))
+
+
+def _assemble(
+    conn: Connection, rows: Sequence[Mapping[Any, Any]], where: Sequence[ColumnElement[bool]] = ()
+) -> list[Port]:
+    """Rows (as mappings) plus their children, in two more queries whatever the number of ports.
 
     Children are selected by id for a few rows, and by the list's own conditions
     for many (a superset when paged), so no statement carries thousands of ids.
@@ -103,35 +131,56 @@ def _assemble(conn: Connection, rows: Sequence[sa.Row[Any]], where: Sequence[Col
     if not rows:
         return []
     few = len(rows) <= 500 or not where
-    ids: Any = [r.id for r in rows] if few else sa.select(ports.c.id).where(*where)
+    if few:  # the prebuilt statement, the ids as an expanding parameter
+        found = conn.execute(_CHILDREN_OF, {"ids": [r["id"] for r in rows]})
+    else:
+        found = conn.execute(_children(sa.select(ports.c.id).where(*where)))
     ips: dict[str, list[FixedIp]] = defaultdict(list)
     pairs: dict[str, list[AllowedPair]] = defaultdict(list)
-    alloc = ip_allocations.c
-    aap = allowed_address_pairs.c
-    # Both children in one round trip: kind "i" rows are (subnet, address), "p" rows (mac, address).
-    children = sa.union_all(
-        sa.select(alloc.port_id, sa.literal_column("'i'").label("kind"), alloc.subnet_id, alloc.ip_address).where(
-            alloc.port_id.in_(ids)
-        ),
-        sa.select(aap.port_id, sa.literal_column("'p'"), aap.mac_address, aap.ip_address).where(aap.port_id.in_(ids)),
-    )
-    for port_id, kind, first, address in conn.execute(children):
+    for port_id, kind, first, address in found:
         if kind == "i":
             ips[port_id].append(FixedIp(first, address))
         else:
             pairs[port_id].append(AllowedPair(first, address))
     return [
-        Port(**r._mapping, fixed_ips=sorted_fixed_ips(ips[r.id]), allowed_address_pairs=sorted_pairs(pairs[r.id]))
+        Port(**r, fixed_ips=sorted_fixed_ips(ips[r["id"]]), allowed_address_pairs=sorted_pairs(pairs[r["id"]]))
         for r in rows
     ]
 
 
+_GET = sa.select(ports).where(ports.c.id == sa.bindparam("port_id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 def get(conn: Connection, port_id: str, for_update: bool = False) -> Port | None:
-    stmt = sa.select(ports).where(ports.c.id == port_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).one_or_none()
-    return None if row is None else _assemble(conn, [row])[0]
+    row = conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"port_id": port_id}).one_or_none()
+    return None if row is None else _assemble(conn, [row._mapping])[0]
+
+
+# The port locked (its row only: FOR UPDATE OF ports) with its network and the
+# network's subnet ids, one row per subnet; network columns are prefixed "net_".
+_GET_WITH_NETWORK = (
+    sa.select(ports, *[c.label(f"net_{c.name}") for c in networks.c], subnets.c.id.label("net_subnet_id"))
+    .join(networks, networks.c.id == ports.c.network_id)
+    .outerjoin(subnets, subnets.c.network_id == networks.c.id)
+    .where(ports.c.id == sa.bindparam("port_id"))
+    .order_by(subnets.c.id)
+    .with_for_update(of=ports)
+)
+
+
+def get_for_update_with_network(conn: Connection, port_id: str) -> tuple[Port, Network] | None:
+    """``get(for_update=True)`` and ``networks.get`` of its network, in one round trip for both rows."""
+    rows = conn.execute(_GET_WITH_NETWORK, {"port_id": port_id}).all()
+    if not rows:
+        return None
+    first = rows[0]._mapping
+    network = Network(
+        **{c.name: first[f"net_{c.name}"] for c in networks.c},
+        subnet_ids=tuple(r.net_subnet_id for r in rows if r.net_subnet_id is not None),
+    )
+    port = _assemble(conn, [{c.name: first[c.name] for c in ports.c}])[0]
+    return port, network
 
 
 def visible(project_id: str | None) -> ColumnElement[bool]:
@@ -155,7 +204,7 @@ def list_(
             allocs = allocs.where(ip_allocations.c.ip_address.contains(substr, autoescape=True))
         where.append(ports.c.id.in_(allocs))
     rows = fetch_page(conn, sa.select(ports).where(*where), ports, query)
-    return _assemble(conn, rows, where)
+    return _assemble(conn, [r._mapping for r in rows], where)
 
 
 def update(conn: Connection, old: Port, new: Port) -> None:
@@ -163,17 +212,13 @@ def update(conn: Connection, old: Port, new: Port) -> None:
     before = _values(old)
     changed = {k: v for k, v in _values(new).items() if before[k] != v}
     if changed:
-        conn.execute(ports.update().where(ports.c.id == old.id).values(**changed))
+        conn.execute(_UPDATE, {"old_id": old.id, **changed})
     gone = set(old.fixed_ips) - set(new.fixed_ips)
     for fixed in gone:
-        conn.execute(
-            ip_allocations.delete().where(
-                ip_allocations.c.subnet_id == fixed.subnet_id, ip_allocations.c.ip_address == fixed.ip_address
-            )
-        )
+        conn.execute(_DELETE_IP, {"old_subnet_id": fixed.subnet_id, "old_ip_address": fixed.ip_address})
     _insert_ips(conn, old.id, [f for f in new.fixed_ips if f not in set(old.fixed_ips)])
     if set(old.allowed_address_pairs) != set(new.allowed_address_pairs):
-        conn.execute(allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == old.id))
+        conn.execute(_DELETE_PAIRS, {"old_port_id": old.id})
         _insert_pairs(conn, old.id, new.allowed_address_pairs)
 
 
