@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -140,7 +139,3 @@ def dataplane(
             stack.close()  # unplug the VMs first
             plane.stop_agent()
             db.dispose()
-
-
-def run_ok(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout

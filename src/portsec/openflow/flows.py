@@ -118,11 +118,6 @@ class Flow:
         parts += [f"{k}={v}" for k, v in self.match]
         return ",".join(parts)
 
-    def key_text(self) -> str:
-        """What ``delete_strict`` needs: table, priority and match."""
-        m = self.match_text()
-        return f"table={self.table},priority={self.priority}" + (f",{m}" if m else "")
-
     def text(self) -> str:
         m = self.match_text()
         return (
