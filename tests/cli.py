@@ -9,6 +9,15 @@ from dataclasses import dataclass
 
 from portsec.cli.app import PortsecApp
 
+# `port show server1 -c allowed_address_pairs` in the seed document, once the VIP pair is set.
+SEED_PAIR_TABLE = (
+    "+-----------------------+------------------------------------------------------------+\n"
+    "| Field                 | Value                                                      |\n"
+    "+-----------------------+------------------------------------------------------------+\n"
+    "| allowed_address_pairs | ip_address='192.168.1.10', mac_address='fa:16:3e:3e:e3:14' |\n"
+    "+-----------------------+------------------------------------------------------------+\n"
+)
+
 
 @dataclass
 class Result:

@@ -117,14 +117,18 @@ def _aim_at_real_resources(case: Any, world: World) -> None:
         case.headers = {**(case.headers or {}), **ALICE}
 
 
-@schema.parametrize()
-@settings(
+# Repeatable by default (PORTSEC_FUZZ_RANDOM=1 for new examples each run), no example database on disk.
+FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
     derandomize=not os.environ.get("PORTSEC_FUZZ_RANDOM"),
     suppress_health_check=list(HealthCheck),
     database=None,
 )
+
+
+@schema.parametrize()
+@FUZZ
 def test_no_input_gets_a_server_error(case: Any, world: World) -> None:
     _aim_at_real_resources(case, world)
     response = case.call(app=world.app)
@@ -158,13 +162,7 @@ identity_schema = schemathesis.openapi.from_asgi("/openapi.json", _IDENTITY_APP)
 
 
 @identity_schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=not os.environ.get("PORTSEC_FUZZ_RANDOM"),
-    suppress_health_check=list(HealthCheck),
-    database=None,
-)
+@FUZZ
 def test_identity_gets_no_server_error(case: Any) -> None:
     response = case.call()
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from portsec.api.app import create_app
 from portsec.api.auth import TokenAuth
 from portsec.api.identity import Identity, IdentityConfigError, derived_id, hash_password
+from tests.cli import SEED_PAIR_TABLE
 from tests.server import serve
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
@@ -76,13 +77,7 @@ def test_seed_with_password_auth(endpoint):
         "port create --network net1 --mac-address fa:16:3e:3e:e3:14 --fixed-ip subnet=subnet1,ip-address=192.168.1.138 server1",
     )
     assert ok(endpoint, "port set server1 --allowed-address ip-address=192.168.1.10") == ""
-    assert ok(endpoint, "port show server1 -c allowed_address_pairs") == (
-        "+-----------------------+------------------------------------------------------------+\n"
-        "| Field                 | Value                                                      |\n"
-        "+-----------------------+------------------------------------------------------------+\n"
-        "| allowed_address_pairs | ip_address='192.168.1.10', mac_address='fa:16:3e:3e:e3:14' |\n"
-        "+-----------------------+------------------------------------------------------------+\n"
-    )
+    assert ok(endpoint, "port show server1 -c allowed_address_pairs") == SEED_PAIR_TABLE
     port_id = ok(endpoint, "port show server1 -f value -c id").strip()
     alpha = ok(endpoint, "port show server1 -f value -c project_id").strip()
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.cli import run
+from tests.cli import SEED_PAIR_TABLE, run
 from tests.conftest import dump
 
 
@@ -52,13 +52,7 @@ def test_seed_000_allowed_address_pairs(embedded):
 
     assert ok("port set server1 --allowed-address ip-address=192.168.1.10") == ""
     assert ok("port set server2 --allowed-address ip-address=192.168.1.10") == ""
-    assert ok("port show server1 -c allowed_address_pairs") == (
-        "+-----------------------+------------------------------------------------------------+\n"
-        "| Field                 | Value                                                      |\n"
-        "+-----------------------+------------------------------------------------------------+\n"
-        "| allowed_address_pairs | ip_address='192.168.1.10', mac_address='fa:16:3e:3e:e3:14' |\n"
-        "+-----------------------+------------------------------------------------------------+\n"
-    )
+    assert ok("port show server1 -c allowed_address_pairs") == SEED_PAIR_TABLE
     assert "ip_address='192.168.1.10', mac_address='fa:16:3e:7b:e9:03'" in ok(
         "port show server2 -c allowed_address_pairs"
     )
