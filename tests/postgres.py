@@ -16,8 +16,6 @@ from contextlib import contextmanager
 
 import psycopg
 
-PORT = 5439
-
 
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
@@ -43,7 +41,9 @@ def server() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-k {root} -c listen_addresses='' -p {PORT} -c fsync=off -c max_connections=200"
+    # The port only names the socket file (no TCP); a per-server one lets test runs share a machine.
+    port = 5400 + int.from_bytes(os.urandom(2), "big") % 4000
+    options = f"-k {root} -c listen_addresses='' -p {port} -c fsync=off -c max_connections=200"
     ctl = _bin("pg_ctl")
     subprocess.run(
         _as_owner([ctl, "-D", data, "-o", options, "-l", os.path.join(root, "log"), "-w", "start"]),
@@ -51,7 +51,7 @@ def server() -> Iterator[str]:
         capture_output=True,
     )
     try:
-        yield f"postgresql://postgres@/postgres?host={root}&port={PORT}"
+        yield f"postgresql://postgres@/postgres?host={root}&port={port}"
     finally:
         subprocess.run(_as_owner([ctl, "-D", data, "-m", "fast", "-w", "stop"]), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
