@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -94,12 +93,13 @@ def _if_match(header: str | None) -> int | None:
         raise errors.BadRequest(resource="if-match", msg="Multiple revision_number etags are not supported.")
     if not revisions:
         return None
-    value = revisions[0].split("=", 1)[1]
-    if not re.fullmatch(r"\d+", value):
+    try:
+        return int(revisions[0].split("=", 1)[1])  # Neutron's int(): -1 parses, and then fails the comparison
+    except ValueError:
+        # The template adds the period (Neutron's own message for several etags keeps its two).
         raise errors.BadRequest(
-            resource="if-match", msg="Revision number etag must be in the format of revision_number=<int>."
-        )
-    return int(value)
+            resource="if-match", msg="Revision number etag must be in the format of revision_number=<int>"
+        ) from None
 
 
 async def _body(request: Request) -> Any:

@@ -12,7 +12,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, networks, ports, serve, subnets, trace
+from portsec.cli import agent, networks, parsing, ports, serve, subnets, trace
 from portsec.cli.find import CommandError
 from portsec.domain.errors import NeutronError
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
@@ -77,8 +77,8 @@ class PortsecApp(App):
             help="Project that new resources belong to in embedded mode (env PORTSEC_PROJECT_ID)",
         )  # fmt: skip
         parser.add_argument(
-            "--max-allowed-address-pairs", metavar="<n>", type=int,
-            default=int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", DEFAULT_MAX_PAIRS)),
+            "--max-allowed-address-pairs", metavar="<n>", type=parsing.count,
+            default=os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", str(DEFAULT_MAX_PAIRS)),
             help=f"Most pairs a port may have (default {DEFAULT_MAX_PAIRS}; env PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS)",
         )  # fmt: skip
         auth = parser.add_argument_group(

@@ -42,3 +42,14 @@ def enable_disable(parser: argparse.ArgumentParser, what: str, dest: str, enable
     group = parser.add_mutually_exclusive_group()
     group.add_argument(enable, dest=dest, action="store_const", const=True, help=f"Enable {what}")
     group.add_argument(disable, dest=dest, action="store_const", const=False, help=f"Disable {what}")
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (an option or its environment variable); argparse prints the refusal."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value

@@ -82,8 +82,15 @@ def subnet_error(data: Any) -> str | None:
 
 
 def pair_ip_error(data: Any) -> str | None:
-    """An allowed-address-pair IP: a host address or a CIDR (host bits allowed)."""
+    """An allowed-address-pair IP: a host address or a CIDR (host bits allowed).
+
+    The prefix must be a length: ``ipaddress`` also takes a netmask or a hostmask
+    (``/255.255.255.0``, ``/0.0.0.255``), which Neutron refuses.
+    """
     if isinstance(data, str) and "/" in data:
+        prefix = data.split("/", 1)[1]
+        if not (prefix.isascii() and prefix.isdigit()):
+            return f"'{data}' is not a valid IP subnet"
         try:
             ipaddress.ip_network(data, strict=False)
         except ValueError:
