@@ -2,8 +2,10 @@
 
 Interfaces are followed with ``ovsdb-client monitor`` on the Interface table,
 as Neutron's OVS agent does (its ``SimpleInterfaceMonitor``): one long-lived
-process streaming JSON rows, no polling. Writes (VLAN tags, bridge settings)
-go through ``ovs-vsctl``, all of a batch in one OVSDB transaction.
+process streaming JSON rows, no polling. Bridge settings go through
+``ovs-vsctl``; local VLAN tags go as direct OVSDB transactions
+(``ovsdb-client transact``) of many ports each, then wait for ovs-vswitchd
+to apply them (``Vsctl.set_tags``).
 """
 
 from __future__ import annotations

@@ -130,10 +130,6 @@ def uuid_error(data: Any) -> str | None:
     return f"'{data}' is not a valid UUID"
 
 
-def is_uuid(data: Any) -> bool:
-    return uuid_error(data) is None
-
-
 def eui64(prefix: IPNetwork, mac: str) -> IPAddress:
     """SLAAC / link-local address of ``mac`` in a /64 (RFC 4291 modified EUI-64)."""
     return ipaddress.ip_address(str(netaddr.EUI(mac).ipv6(int(prefix.network_address))))

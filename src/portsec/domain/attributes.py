@@ -173,11 +173,6 @@ def string(max_len: int | None = NAME_MAX_LEN) -> Validator:
     return check
 
 
-def string_or_none(max_len: int | None = NAME_MAX_LEN) -> Validator:
-    check = string(max_len)
-    return lambda data: None if data is None else check(data)
-
-
 def values_in(valid: Iterable[Any], allow_none: bool = False) -> Validator:
     choices = tuple(valid)
 

@@ -17,7 +17,7 @@ IPv6 bindings n6 (each MAC brings its link-local address):
               and DAD / MLD (ICMPv6 135, 131, 132, 143) from :: to ff02::/16 -> 60.
     table 60  NORMAL (a local VLAN per network, set on the OVSDB port, keeps networks apart).
 
-That is 12 + 2k + 2·n4 + 3·n6 flows (each MAC adds its link-local address to n6):
+That is 11 + 2k + 2·n4 + 3·n6 flows (each MAC adds its link-local address to n6):
 20 for one MAC, one fixed IP and one pair, where OVN needs 22 and Neutron's OVS firewall 46.
 A port with port security off, or a trusted port, gets one flow: -> 60. A port with
 admin_state_up false gets one flow too: drop(admin-down).

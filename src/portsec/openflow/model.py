@@ -343,11 +343,6 @@ class Verdict(NamedTuple):
     def action(self) -> str:
         return "forward" if self.forwarded else "drop"
 
-    @property
-    def deciding(self) -> Flow | None:
-        """The last flow taken: the one whose actions ended the packet's walk."""
-        return self.path[-1] if self.path else None
-
 
 _STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=", "reset_counts", "idle_timeout=",
           "hard_timeout=", "send_flow_rem", "importance=")  # fmt: skip
