@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portsec.domain.addresses import IPNetwork, link_local, normalize_mac, parse_network
-from portsec.domain.model import TRUSTED_OWNER_PREFIX, Port
+from portsec.domain.model import Port, is_trusted_owner
 
 
 @dataclass(frozen=True, order=True)
@@ -61,8 +61,7 @@ def guard_from_view(port: Mapping[str, Any]) -> PortGuard:
     """The same, from a port as the API shows it (what a remote client holds)."""
     return _guard(
         port["id"], port["network_id"], port["mac_address"],
-        bool(port["port_security_enabled"]) and not str(port.get("device_owner") or "").startswith(
-            TRUSTED_OWNER_PREFIX),
+        bool(port["port_security_enabled"]) and not is_trusted_owner(port.get("device_owner")),
         [f["ip_address"] for f in port.get("fixed_ips") or ()],
         [(p["mac_address"], p["ip_address"]) for p in port.get("allowed_address_pairs") or ()],
         bool(port.get("admin_state_up", True)),

@@ -9,6 +9,11 @@ DEFAULT_PROJECT_ID = "admin"
 TRUSTED_OWNER_PREFIX = "network:"
 
 
+def is_trusted_owner(device_owner: str | None) -> bool:
+    """Network-owned ports (DHCP, router): no anti-spoofing, and only their network's owner may make them."""
+    return (device_owner or "").startswith(TRUSTED_OWNER_PREFIX)
+
+
 @dataclass(frozen=True)
 class Context:
     """Who is asking: the project a request acts in, and whether it may act in all."""
@@ -106,7 +111,7 @@ class Port:
     @property
     def trusted(self) -> bool:
         """Network-owned ports (DHCP, router) get no anti-spoofing."""
-        return self.device_owner.startswith(TRUSTED_OWNER_PREFIX)
+        return is_trusted_owner(self.device_owner)
 
 
 def sorted_fixed_ips(ips: list[FixedIp] | tuple[FixedIp, ...]) -> tuple[FixedIp, ...]:

@@ -6,12 +6,12 @@ from typing import Any
 
 from portsec.domain import errors
 from portsec.domain.attributes import NOT_SPECIFIED
-from portsec.domain.model import TRUSTED_OWNER_PREFIX
+from portsec.domain.model import is_trusted_owner
 
 
 def resolve_on_create(requested: Any, device_owner: str, network_default: bool) -> bool:
     """Network-owned ports never get port security; else the request; else the network's."""
-    if device_owner.startswith(TRUSTED_OWNER_PREFIX):
+    if is_trusted_owner(device_owner):
         return False
     if requested is not NOT_SPECIFIED and requested is not None:
         return bool(requested)

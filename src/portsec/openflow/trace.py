@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portsec.domain.addresses import is_multicast_mac, link_local
+from portsec.domain.model import is_trusted_owner
 from portsec.guards import Binding, PortGuard
 from portsec.openflow.compiler import compile_port_flows
 from portsec.openflow.model import ETH_ARP, ETH_IP, ETH_IPV6, Packet, SwitchModel, Verdict, parse_packet
@@ -79,7 +80,7 @@ def _facts(guard: PortGuard, port: Mapping[str, Any] | None, name: str | None) -
         ref=shown,
         fixed_ips=tuple(str(f["ip_address"]) for f in port.get("fixed_ips") or ()),
         has_pairs=bool(port.get("allowed_address_pairs")),
-        trusted_owner=owner if owner.startswith("network:") else None,
+        trusted_owner=owner if is_trusted_owner(owner) else None,
         security_off=None if security is None else not security,
         known="fixed_ips" in port,
     )
