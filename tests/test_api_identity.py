@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import subprocess
 import sys
@@ -15,7 +16,14 @@ from fastapi.testclient import TestClient
 
 from portsec.api.app import create_app
 from portsec.api.auth import TokenAuth
-from portsec.api.identity import Identity, IdentityConfigError, derived_id, hash_password
+from portsec.api.identity import (
+    DEFAULT_ITERATIONS,
+    Identity,
+    IdentityConfigError,
+    Unauthorized,
+    derived_id,
+    hash_password,
+)
 from tests.cli import SEED_PAIR_TABLE
 from tests.server import serve
 
@@ -27,10 +35,18 @@ CONFIG = {
         {"name": "alice", "password": "alice-pw", "roles": {"alpha": ["member"]}},
         {"name": "bob", "password_hash": hash_password("bob-pw", iterations=1000), "roles": {"beta": ["member"]}},
         {"name": "root", "password": "root-pw", "roles": {"alpha": ["admin"], "beta": ["admin"]}},
+        {"name": "nova", "password": "nova-pw", "roles": {"alpha": ["service"]}},
     ],
 }
 UNAUTHORIZED = {
     "error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}
+}
+FORBIDDEN_VALIDATE = {
+    "error": {
+        "code": 403,
+        "title": "Forbidden",
+        "message": "You are not authorized to perform the requested action: identity:validate_token.",
+    }
 }
 
 
@@ -125,9 +141,37 @@ def test_portsec_cli_logs_in_with_a_password(endpoint):
     assert anonymous.returncode == 1 and "requires authentication" in anonymous.stderr
 
 
-def test_identity_root_discovery(endpoint):
-    # OS_AUTH_URL without /v3: keystoneauth reads GET / and picks Identity v3 from it.
-    done = openstack(endpoint, "network create rootnet -f value -c name", auth_url=endpoint)
+def test_portsec_cli_prints_refusals_as_openstack_does(endpoint):
+    """One line per refusal, named by its status as the openstack client names it: no traceback, no httpx log."""
+    login = {
+        "OS_AUTH_URL": f"{endpoint}/v3",
+        "OS_USERNAME": "alice",
+        "OS_PASSWORD": "alice-pw",
+        "OS_PROJECT_NAME": "alpha",
+    }
+    forbidden = portsec("--endpoint", endpoint, "network", "create", "--share", "shared-net", env=login)
+    assert (forbidden.returncode, forbidden.stderr.splitlines()) == (
+        1,
+        ["ForbiddenException: 403: (rule:create_network and rule:create_network:shared) is disallowed by policy"],
+    )
+    # No token for a server that needs one: openstack says "HttpException: 401: ..." for a bad token.
+    anonymous = portsec("--endpoint", endpoint, "network", "list")
+    assert (anonymous.returncode, anonymous.stderr.splitlines()) == (
+        1,
+        ["HttpException: 401: The request you have made requires authentication."],
+    )
+    wrong = portsec("--endpoint", endpoint, "network", "list", env={**login, "OS_PASSWORD": "nope"})
+    assert (wrong.returncode, wrong.stderr.splitlines()) == (
+        1,
+        [f"HttpException: 401: The identity service at {endpoint}/v3 refused user alice in project alpha."],
+    )
+    missing = portsec("--endpoint", endpoint, "network", "show", "no-such-net", env=login)
+    assert (missing.returncode, missing.stderr.splitlines()) == (1, ["No Network found for no-such-net"])
+
+
+def test_identity_discovery_at_v3_slash(endpoint):
+    # The root lists the network API alone, as Neutron's (issue 12): identity is found where OS_AUTH_URL points.
+    done = openstack(endpoint, "network create rootnet -f value -c name", auth_url=f"{endpoint}/v3/")
     assert (done.returncode, done.stdout) == (0, "rootnet\n"), done.stderr
 
 
@@ -218,6 +262,107 @@ def test_tampered_or_foreign_token_is_refused(api):
         assert api.get("/v2.0/networks", headers={"X-Auth-Token": bad}).status_code == 401
 
 
+def other_spellings(token: str) -> list[str]:
+    """The same bytes written otherwise: padding, junk the lenient decoder skips, unused low bits set."""
+    payload, signature = token.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # 32 bytes are 43 characters whose last one carries 2 unused bits: setting one decodes to the same signature.
+    same_bytes = signature[:-1] + alphabet[alphabet.index(signature[-1]) | 1]
+    return [
+        f"{payload}.{signature}=",
+        f"{payload}.{signature}==",
+        f"{payload}.{signature}**",
+        f"{payload}.{signature[:10]}*{signature[10:]}",
+        f"{payload}.{same_bytes}",
+        f"{payload}=.{signature}",
+        f"{payload}.{signature}.",
+    ]
+
+
+def test_a_token_has_one_spelling(api):
+    token = api.post("/v3/auth/tokens", json=password_body("alice", "alice-pw")).headers["X-Subject-Token"]
+    assert api.get("/v2.0/networks", headers={"X-Auth-Token": token}).status_code == 200
+    for spelling in other_spellings(token):
+        refused = api.get("/v2.0/networks", headers={"X-Auth-Token": spelling})
+        assert (refused.status_code, refused.json()) == (401, UNAUTHORIZED), spelling
+
+
+def issue(api, user: str, project: str = "alpha") -> str:
+    response = api.post("/v3/auth/tokens", json=password_body(user, f"{user}-pw", project=project))
+    assert response.status_code == 201, response.text
+    return response.headers["X-Subject-Token"]
+
+
+def test_only_admin_service_or_owner_may_read_a_token(api):
+    alice, bob = issue(api, "alice"), issue(api, "bob", project="beta")
+
+    def check(caller: str, subject: str):
+        return api.get("/v3/auth/tokens", headers={"X-Auth-Token": caller, "X-Subject-Token": subject})
+
+    refused = check(bob, alice)
+    assert (refused.status_code, refused.json()) == (403, FORBIDDEN_VALIDATE)
+    assert "X-Subject-Token" not in refused.headers
+    for caller in (issue(api, "root"), issue(api, "nova"), issue(api, "alice")):  # admin, service, the same user
+        allowed = check(caller, alice)
+        assert allowed.status_code == 200 and allowed.json()["token"]["user"]["name"] == "alice"
+    # As Keystone: the subject is validated first, so an unknown one is 404 for anyone with a valid token.
+    assert check(bob, "e30.AAAA").status_code == 404
+    assert check("e30.AAAA", alice).status_code == 401
+
+
+def test_openapi_documents_the_forbidden_token_check(api):
+    responses = api.get("/openapi.json").json()["paths"]["/v3/auth/tokens"]["get"]["responses"]
+    assert {"200", "401", "403", "404"} <= set(responses)
+    assert responses["403"]["content"]["application/json"]["schema"]["required"] == ["error"]
+
+
+@pytest.fixture
+def key_derivations(monkeypatch):
+    """The pbkdf2 runs of each login, as (iterations, salt length): what its time is made of."""
+    runs: list[tuple[int, int]] = []
+    real = hashlib.pbkdf2_hmac
+
+    def counted(name: str, password: bytes, salt: bytes, iterations: int, *args: object) -> bytes:
+        runs.append((iterations, len(salt)))
+        return real(name, password, salt, iterations, *args)
+
+    monkeypatch.setattr(hashlib, "pbkdf2_hmac", counted)
+    return runs
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        password_body("bob", "wrong", project="beta"),  # known user (password_hash), wrong password
+        password_body("alice", "wrong"),  # known user (plain password), wrong password
+        password_body("nobody", "x"),  # unknown user
+        password_body("alice", "alice-pw", domain="Other"),  # unknown in that domain
+        password_body("alice", "alice-pw", project="beta"),  # found, right password, no role in the project
+        password_body("alice", "alice-pw", project="nowhere"),  # found, no such project
+    ],
+)
+def test_every_refused_login_costs_one_key_derivation(api, key_derivations, body):
+    """Usernames cannot be told apart by timing: every refusal runs the same pbkdf2 as a real check."""
+    assert api.post("/v3/auth/tokens", json=body).status_code == 401
+    assert key_derivations == [(1000, 16)]  # bob's hash: the most iterations in the file
+
+
+def test_plain_passwords_cost_the_default_derivation(key_derivations):
+    identity = Identity.from_mapping(
+        {
+            "secret": "s",
+            "projects": [{"name": "p"}],
+            "users": [{"name": "u", "password": "pw", "roles": {"p": ["member"]}}],
+        }
+    )
+    key_derivations.clear()  # the file's plain password is hashed once, at load
+    for name in ("u", "nobody"):
+        with pytest.raises(Unauthorized):
+            identity.authenticate(password_body(name, "wrong", project="p"))
+    identity.authenticate(password_body("u", "pw", project="p"))
+    assert key_derivations == [(DEFAULT_ITERATIONS, 16)] * 3
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -241,6 +386,7 @@ def test_password_auth_outcomes(api, body, status):
 
 def test_malformed_auth_bodies(api):
     assert api.post("/v3/auth/tokens", content=b"{nope").status_code == 400
+    assert api.post("/v3/auth/tokens", content=b"[" * 60_000).status_code == 400  # deeper than the parser goes
     assert api.post("/v3/auth/tokens", content=b"x" * 100_000).status_code == 413
 
 
@@ -252,6 +398,8 @@ def test_malformed_auth_bodies(api):
         {"secret": "s", "users": [{"name": "u", "password": "p", "roles": {"nope": ["member"]}}]},
         {"secret": "s", "projects": "alpha"},
         {"secret": "s", "token_expiration": -1},
+        {"secret": "s", "users": [{"name": "u", "password_hash": "pbkdf2_sha256$1000$nothex$00"}]},
+        {"secret": "s", "users": [{"name": "u", "password_hash": "md5$abc"}]},
     ],
 )
 def test_bad_config_is_refused(config):

@@ -4,6 +4,8 @@ Users, projects and role assignments come from a YAML file. Tokens are signed,
 not stored (HMAC-SHA256 with the file's secret, like Keystone's Fernet tokens
 carry ids and not roles): any worker process, or any server sharing the file,
 validates any token, and roles are read from the file when a token is used.
+``IdentityFile`` reads the file again when it changes (every worker on its own),
+so removing a user or a role revokes their tokens within a second.
 
 The file::
 
@@ -28,8 +30,11 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -40,8 +45,11 @@ from typing import Any
 
 import yaml
 
+LOG = logging.getLogger(__name__)
 DEFAULT_DOMAIN = "Default"
 DEFAULT_EXPIRATION = 3600
+DEFAULT_ITERATIONS = 200_000  # pbkdf2-sha256 rounds of hash_password() and of plain passwords hashed at load
+RELOAD_INTERVAL = 1.0  # seconds between two looks at the identity file, per process
 # Keystone's role implication: admin > manager > member > reader.
 IMPLIED_ROLES = {"admin": ("manager", "member", "reader"), "manager": ("member", "reader"), "member": ("reader",)}
 _NAMESPACE = uuid.UUID("6f0c3a5e-51d4-4c58-9a2e-5b1f1d1a7c00")
@@ -68,24 +76,47 @@ def domain_id(name: str) -> str:
     return "default" if name == DEFAULT_DOMAIN else derived_id("domain", name)
 
 
-def hash_password(password: str, iterations: int = 200_000) -> str:
+def hash_password(password: str, iterations: int | None = None) -> str:
     """A ``password_hash`` value for the file: ``pbkdf2_sha256$<iterations>$<salt>$<hash>`` (hex)."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
+    return str(PasswordHash.of(password, iterations or DEFAULT_ITERATIONS))
 
 
-def _password_matches(given: str, plain: str | None, hashed: str | None) -> bool:
-    if hashed is not None:
-        try:
-            scheme, iterations, salt, digest = hashed.split("$")
-            if scheme != "pbkdf2_sha256":
-                return False
-            computed = hashlib.pbkdf2_hmac("sha256", given.encode(), bytes.fromhex(salt), int(iterations))
-        except ValueError:
-            return False
-        return hmac.compare_digest(computed.hex(), digest)
-    return plain is not None and hmac.compare_digest(given.encode(), plain.encode())
+def _derive(password: str, salt: bytes, iterations: int) -> bytes:
+    # surrogatepass: a JSON body may hold lone surrogates; they cost the same derivation as any password.
+    return hashlib.pbkdf2_hmac("sha256", password.encode("utf-8", "surrogatepass"), salt, iterations)
+
+
+@dataclass(frozen=True)
+class PasswordHash:
+    """A pbkdf2-sha256 hash: every password check, right or wrong, known user or not, costs one derivation."""
+
+    iterations: int
+    salt: bytes
+    digest: bytes
+
+    @classmethod
+    def of(cls, password: str, iterations: int) -> PasswordHash:
+        salt = secrets.token_bytes(16)
+        return cls(iterations, salt, _derive(password, salt, iterations))
+
+    @classmethod
+    def parse(cls, text: str) -> PasswordHash:
+        """The file's form, ``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>``; ValueError otherwise."""
+        scheme, iterations, salt, digest = text.split("$")
+        if scheme != "pbkdf2_sha256" or not iterations.isdigit() or int(iterations) < 1:
+            raise ValueError(text)
+        return cls(int(iterations), bytes.fromhex(salt), bytes.fromhex(digest))
+
+    def matches(self, password: str) -> bool:
+        return hmac.compare_digest(_derive(password, self.salt, self.iterations), self.digest)
+
+    def __str__(self) -> str:
+        return f"pbkdf2_sha256${self.iterations}${self.salt.hex()}${self.digest.hex()}"
+
+
+def _decoy(iterations: int) -> PasswordHash:
+    """What an unknown user's password is checked against, so that a wrong name costs what a wrong password does."""
+    return PasswordHash.of(secrets.token_urlsafe(32), iterations)
 
 
 @dataclass(frozen=True)
@@ -103,8 +134,7 @@ class User:
     id: str
     name: str
     domain: str
-    password: str | None
-    password_hash: str | None
+    password_hash: PasswordHash = field(repr=False)  # `password:` users too: hashed at load
     roles: Mapping[str, tuple[str, ...]]  # project id -> role names, implied ones included
 
     def body(self) -> dict[str, Any]:
@@ -146,6 +176,7 @@ class Identity:
     public_url: str | None = None
     region: str = "RegionOne"
     clock: Any = field(default=time.time, compare=False)
+    decoy: PasswordHash = field(default_factory=lambda: _decoy(DEFAULT_ITERATIONS), compare=False, repr=False)
 
     # Loading -----------------------------------------------------------------
 
@@ -153,9 +184,17 @@ class Identity:
     def load(cls, path: str | Path, secret: str | None = None) -> Identity:
         """Read the file; ``secret`` is used when the file has none (see ``portsec serve``)."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as err:
+            text = Path(path).read_bytes()
+        except OSError as err:
             raise IdentityConfigError(f"{path}: {err}") from None
+        return cls.parse(text, str(path), secret)
+
+    @classmethod
+    def parse(cls, text: bytes | str, source: str, secret: str | None = None) -> Identity:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise IdentityConfigError(f"{source}: {err}") from None
         return cls.from_mapping(data or {}, secret)
 
     @classmethod
@@ -165,44 +204,12 @@ class Identity:
         key = data.get("secret", secret)
         if not isinstance(key, str) or not key:
             raise IdentityConfigError("'secret' must be a non-empty string")
-        projects: dict[str, Project] = {}
-        by_name: dict[tuple[str, str], Project] = {}
-        for entry in _entries(data, "projects"):
-            name = _text(entry, "name")
-            domain = _text(entry, "domain", DEFAULT_DOMAIN)
-            project = Project(id=_text(entry, "id", derived_id("project", domain, name)), name=name, domain=domain)
-            projects[project.id] = by_name[(domain, name)] = project
-        users: dict[str, User] = {}
-        for entry in _entries(data, "users"):
-            name = _text(entry, "name")
-            domain = _text(entry, "domain", DEFAULT_DOMAIN)
-            plain, hashed = entry.get("password"), entry.get("password_hash")
-            if not isinstance(plain, str) and not isinstance(hashed, str):
-                raise IdentityConfigError(f"user {name!r} needs a 'password' or 'password_hash' string")
-            roles: dict[str, tuple[str, ...]] = {}
-            assignments = entry.get("roles") or {}
-            if not isinstance(assignments, Mapping):
-                raise IdentityConfigError(f"user {name!r}: 'roles' maps project names to lists of roles")
-            for project_name, names in assignments.items():
-                found = by_name.get((DEFAULT_DOMAIN, str(project_name))) or next(
-                    (p for p in projects.values() if p.name == project_name or p.id == project_name), None
-                )
-                if found is None:
-                    raise IdentityConfigError(f"user {name!r}: no project {project_name!r}")
-                if isinstance(names, str):
-                    names = [names]
-                if not isinstance(names, list) or not all(isinstance(r, str) for r in names):
-                    raise IdentityConfigError(f"user {name!r}: roles in {project_name!r} must be a list of names")
-                roles[found.id] = _expand(r.lower() for r in names)
-            user = User(
-                id=_text(entry, "id", derived_id("user", domain, name)),
-                name=name,
-                domain=domain,
-                password=plain if isinstance(plain, str) else None,
-                password_hash=hashed if isinstance(hashed, str) else None,
-                roles=roles,
-            )
-            users[user.id] = user
+        projects = _projects(data)
+        entries = _entries(data, "users")
+        # One cost for every check: plain passwords and the decoy of unknown users get the iterations of the
+        # costliest hash in the file (a file that mixes costs lets timing tell those users apart, by their cost).
+        iterations = max((h.iterations for h in map(_stored_hash, entries) if h), default=DEFAULT_ITERATIONS)
+        users = {user.id: user for user in (_user(entry, projects, iterations) for entry in entries)}
         expiration = data.get("token_expiration", DEFAULT_EXPIRATION)
         if not isinstance(expiration, int) or expiration <= 0:
             raise IdentityConfigError("'token_expiration' must be a positive number of seconds")
@@ -216,6 +223,7 @@ class Identity:
             expiration=expiration,
             public_url=public_url.rstrip("/") if public_url else None,
             region=str(data.get("region", "RegionOne")),
+            decoy=_decoy(iterations),
         )
 
     # Password auth -------------------------------------------------------------
@@ -232,7 +240,9 @@ class Identity:
         if not isinstance(password, str):
             raise BadAuthRequest("'password' must be a string")
         user = self._find(self.users.values(), credentials, "user")
-        if user is None or not _password_matches(password, user.password, user.password_hash):
+        # The derivation runs whoever is named, so an unknown name answers as slowly as a wrong password.
+        password_matches = (user.password_hash if user is not None else self.decoy).matches(password)
+        if user is None or not password_matches:
             raise Unauthorized("The request you have made requires authentication.")
         scope = auth.get("scope")
         if not isinstance(scope, Mapping) or not isinstance(scope.get("project"), Mapping):
@@ -246,7 +256,7 @@ class Identity:
             "p": project.id,
             "iat": int(now),
             "exp": int(now) + self.expiration,
-            "a": base64.urlsafe_b64encode(secrets.token_bytes(12)).decode().rstrip("="),
+            "a": _b64encode(secrets.token_bytes(12)),
         }
         token = self._sign(payload)
         return token, self.validate(token)
@@ -271,21 +281,30 @@ class Identity:
 
     # Tokens ------------------------------------------------------------------
 
+    def _mac(self, data: str) -> bytes:
+        return hmac.new(self.secret, data.encode(), hashlib.sha256).digest()
+
     def _sign(self, payload: Mapping[str, Any]) -> str:
-        data = base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
-        mac = hmac.new(self.secret, data.encode(), hashlib.sha256).digest()
-        return f"{data}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+        data = _b64encode(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{data}.{_b64encode(self._mac(data))}"
+
+    def _signed_payload(self, token: str) -> Any:
+        """The payload of a token signed here and spelled exactly as it was issued, else None."""
+        data, dot, mac = token.partition(".")
+        try:
+            raw, signature = _b64decode(data), _b64decode(mac)
+        except ValueError:
+            return None
+        if not dot or not hmac.compare_digest(signature, self._mac(data)):
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
 
     def validate(self, token: str) -> Grant:
         """The grant of a token whose signature holds, that has not expired, whose user still has the project."""
-        data, _, mac = token.partition(".")
-        expected = hmac.new(self.secret, data.encode(), hashlib.sha256).digest()
-        try:
-            signature = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
-            valid = hmac.compare_digest(signature, expected)
-            payload = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))) if valid else None
-        except (ValueError, TypeError):
-            payload = None
+        payload = self._signed_payload(token)
         if not isinstance(payload, dict) or payload.get("exp", 0) <= self.clock():
             raise Unauthorized("The request you have made requires authentication.")
         user = self.users.get(payload.get("u", ""))
@@ -337,6 +356,23 @@ class Identity:
         }
 
 
+_UNPADDED_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    """Strict: one spelling per value (no padding, no skipped characters, no stray low bits), else ValueError."""
+    if not _UNPADDED_BASE64URL.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
@@ -346,6 +382,61 @@ def _member(body: Any, key: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise BadAuthRequest(f"'{key}' is a required object")
     return value
+
+
+def _projects(data: Mapping[str, Any]) -> dict[str, Project]:
+    projects: dict[str, Project] = {}
+    for entry in _entries(data, "projects"):
+        name = _text(entry, "name")
+        domain = _text(entry, "domain", DEFAULT_DOMAIN)
+        project = Project(id=_text(entry, "id", derived_id("project", domain, name)), name=name, domain=domain)
+        projects[project.id] = project
+    return projects
+
+
+def _stored_hash(entry: Mapping[str, Any]) -> PasswordHash | None:
+    """A user's ``password_hash``, or None for a ``password:`` user."""
+    name, hashed = entry.get("name"), entry.get("password_hash")
+    if hashed is None and isinstance(entry.get("password"), str):
+        return None
+    if not isinstance(hashed, str):
+        raise IdentityConfigError(f"user {name!r} needs a 'password' or 'password_hash' string")
+    try:
+        return PasswordHash.parse(hashed)
+    except ValueError:
+        raise IdentityConfigError(
+            f"user {name!r}: 'password_hash' must be pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>"
+        ) from None
+
+
+def _user(entry: Mapping[str, Any], projects: Mapping[str, Project], iterations: int) -> User:
+    name = _text(entry, "name")
+    domain = _text(entry, "domain", DEFAULT_DOMAIN)
+    return User(
+        id=_text(entry, "id", derived_id("user", domain, name)),
+        name=name,
+        domain=domain,
+        password_hash=_stored_hash(entry) or PasswordHash.of(entry["password"], iterations),
+        roles=_roles(name, entry.get("roles") or {}, projects),
+    )
+
+
+def _roles(user: str, assignments: Any, projects: Mapping[str, Project]) -> dict[str, tuple[str, ...]]:
+    """Project id -> roles, implied ones included, from the file's ``{project name or id: [role, ...]}``."""
+    if not isinstance(assignments, Mapping):
+        raise IdentityConfigError(f"user {user!r}: 'roles' maps project names to lists of roles")
+    roles: dict[str, tuple[str, ...]] = {}
+    for project_name, names in assignments.items():
+        found = next((p for p in projects.values() if (p.domain, p.name) == (DEFAULT_DOMAIN, str(project_name))), None)
+        found = found or next((p for p in projects.values() if project_name in (p.name, p.id)), None)
+        if found is None:
+            raise IdentityConfigError(f"user {user!r}: no project {project_name!r}")
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(r, str) for r in names):
+            raise IdentityConfigError(f"user {user!r}: roles in {project_name!r} must be a list of names")
+        roles[found.id] = _expand(r.lower() for r in names)
+    return roles
 
 
 def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -372,7 +463,81 @@ ENV_CONFIG = "PORTSEC_IDENTITY_CONFIG"
 ENV_SECRET = "PORTSEC_IDENTITY_SECRET"
 
 
-def from_environment() -> Identity | None:
-    """The identity of `portsec serve` workers, or None for noauth."""
+def from_environment() -> IdentityFile | None:
+    """The identity of a `portsec serve` worker, or None for noauth."""
     path = os.environ.get(ENV_CONFIG)
-    return Identity.load(path, os.environ.get(ENV_SECRET)) if path else None
+    return IdentityFile(path, os.environ.get(ENV_SECRET)) if path else None
+
+
+@dataclass(frozen=True)
+class _FileState:
+    """What stat says of the file: any edit, in place or by rename, changes one of these."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+def _file_state(path: Path) -> _FileState | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _FileState(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# File times are coarse (a clock tick): an edit of the same size just after a look can leave stat unchanged,
+# so a file changed this recently is compared by content as well.
+_RECENT_NS = 2_000_000_000
+
+
+class IdentityFile:
+    """The identity file of one process, read again when it changes: what the README promises.
+
+    At most one stat per RELOAD_INTERVAL; a changed file is read, and loaded if its
+    content changed. An invalid file (or none) keeps the previous identity and logs
+    one error per bad version. ``secret`` is the fallback of a file without one:
+    `portsec serve` gives every worker the same, so reloads keep tokens valid.
+    """
+
+    def __init__(self, path: str | Path, secret: str | None = None, monotonic: Any = time.monotonic) -> None:
+        self.path = Path(path)
+        self.secret = secret
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._state = _file_state(self.path)  # before the read: an edit during it is seen at the next look
+        content = self._read()
+        self._digest = hashlib.sha256(content).digest()
+        self._identity = Identity.parse(content, str(self.path), secret)
+        self._next_look = monotonic() + RELOAD_INTERVAL
+
+    def current(self) -> Identity:
+        if self._monotonic() >= self._next_look:
+            with self._lock:  # one look per interval, however many requests are waiting
+                if self._monotonic() >= self._next_look:
+                    self._look()
+                    self._next_look = self._monotonic() + RELOAD_INTERVAL
+        return self._identity
+
+    def _read(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except OSError as err:
+            raise IdentityConfigError(f"{self.path}: {err}") from None
+
+    def _look(self) -> None:
+        state = _file_state(self.path)
+        recent = state is not None and time.time_ns() - state.mtime_ns < _RECENT_NS
+        if state == self._state and not recent:
+            return
+        self._state = state
+        try:
+            content = self._read()
+            digest = hashlib.sha256(content).digest()
+            if digest == self._digest:
+                return
+            self._digest = digest  # a bad version is reported once, not at every look
+            self._identity = Identity.parse(content, str(self.path), self.secret)
+        except IdentityConfigError as err:
+            LOG.error("identity file %s not reloaded, the previous users and roles stay in force: %s", self.path, err)

@@ -4,26 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from portsec.domain import errors
+from portsec.faults import remote_error
 
 PLURALS = {"network": "networks", "subnet": "subnets", "port": "ports"}
-_FAMILIES: dict[int, type[errors.NeutronError]] = {
-    400: errors.BadRequest,
-    403: errors.NotAuthorized,
-    404: errors.NotFound,
-    409: errors.Conflict,
-    412: errors.PreconditionFailed,
-    503: errors.ServiceUnavailable,
-}
-
-
-class RemoteError(errors.NeutronError):
-    """An error a server answered: its message, classed by its status code's family."""
-
-    message = "%(msg)s"
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -35,11 +22,7 @@ def _raise_for(response: httpx.Response) -> None:
         message = fault["message"]
     except (ValueError, KeyError, StopIteration, AttributeError, TypeError):
         message = response.text or response.reason_phrase
-    raise _remote(_FAMILIES.get(response.status_code, errors.NeutronError), message)
-
-
-def _remote(family: type[errors.NeutronError], message: str) -> RemoteError:
-    return type(f"Remote{family.__name__}", (RemoteError, family), {})(msg=message)
+    raise remote_error(response.status_code, message)
 
 
 class HTTPClient:
@@ -71,6 +54,21 @@ class HTTPClient:
     def delete(self, resource: str, resource_id: str) -> None:
         self._call("DELETE", f"/{PLURALS[resource]}/{resource_id}")
 
+    def project_id(self) -> str:
+        """The caller's project, from Neutron's quota API "who am I" (noauth or token alike)."""
+        return str(self._call("GET", "/quotas/project")["project"]["project_id"])
+
+    def get_quota(self, project_id: str, which: str = "") -> dict[str, Any]:
+        """``which``: "" (the limits), "default" or "details"."""
+        path = "/".join(["/quotas", quote(project_id, safe=""), *([which] if which else [])])
+        return self._call("GET", path)["quota"]
+
+    def update_quota(self, project_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/quotas/{quote(project_id, safe='')}", json={"quota": dict(body)})["quota"]
+
+    def delete_quota(self, project_id: str) -> None:
+        self._call("DELETE", f"/quotas/{quote(project_id, safe='')}")
+
 
 def password_token(
     auth_url: str,
@@ -96,10 +94,9 @@ def password_token(
     try:
         response = httpx.post(url + "/auth/tokens", json=body, timeout=timeout)
     except httpx.HTTPError as err:
-        raise _remote(errors.ServiceUnavailable, f"identity service at {url}: {err}") from None
+        raise remote_error(503, f"identity service at {url}: {err}") from None
     if response.status_code == 401:
-        message = f"The identity service at {url} refused user {username} in project {project}."
-        raise _remote(errors.NeutronError, message)
+        raise remote_error(401, f"The identity service at {url} refused user {username} in project {project}.")
     _raise_for(response)
     catalog = response.json().get("token", {}).get("catalog", [])
     network = next(
