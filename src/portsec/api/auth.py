@@ -14,20 +14,23 @@ a switch to an external Keystone (keystonemiddleware) replaces this module only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from portsec.api.identity import BadAuthRequest, Identity, Unauthorized, error_body
+from portsec.api import jsonbody
+from portsec.api.identity import IMPLIED_ROLES, BadAuthRequest, Grant, Identity, IdentityFile, Unauthorized, error_body
 from portsec.domain import errors
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
 
 IDENTITY_VERSION = "v3.14"
 MAX_AUTH_BODY = 64 * 1024
 _UNAUTHORIZED = "The request you have made requires authentication."
+# Keystone's ForbiddenAction for its validate_token policy.
+_FORBIDDEN_VALIDATE = "You are not authorized to perform the requested action: identity:validate_token."
 
 
 class Unauthenticated(Exception):
@@ -39,8 +42,6 @@ class Auth(Protocol):
 
     def install(self, app: FastAPI) -> None: ...
 
-    def root_versions(self, base_url: str) -> list[dict[str, Any]]: ...
-
     def openapi_security(self) -> dict[str, Any]: ...
 
 
@@ -49,11 +50,12 @@ def noauth_context(headers: Mapping[str, str]) -> Context:
     roles_header = headers.get("x-roles")
     if "\x00" in (project or "") + (roles_header or ""):
         raise errors.HTTPBadRequest("X-Project-Id and X-Roles may not contain a NUL character")
-    roles: tuple[str, ...]
     if roles_header is None:
-        roles = ("admin", "member", "reader") if project is None else ("member", "reader")
+        named = ["admin"] if project is None else ["member"]
     else:
-        roles = tuple(r.strip().lower() for r in roles_header.split(",") if r.strip())
+        named = [r.strip().lower() for r in roles_header.split(",") if r.strip()]
+    # Keystone puts the implied roles in a token (admin > manager > member > reader): X-Roles stands for one.
+    roles = tuple(dict.fromkeys(name for role in named for name in (role, *IMPLIED_ROLES.get(role, ()))))
     return Context(project_id=project or DEFAULT_PROJECT_ID, is_admin="admin" in roles, roles=roles)
 
 
@@ -63,9 +65,6 @@ class NoAuth:
 
     def install(self, app: FastAPI) -> None:
         pass
-
-    def root_versions(self, base_url: str) -> list[dict[str, Any]]:
-        return []
 
     def openapi_security(self) -> dict[str, Any]:
         return {}
@@ -86,33 +85,52 @@ def _keystone_error(status: int, title: str, message: str, base_url: str) -> JSO
     return JSONResponse(error_body(status, title, message), status_code=status, headers=headers)
 
 
+def may_validate(caller: Grant, subject: Grant) -> bool:
+    """Keystone's identity:validate_token: an admin, a service, or the subject token's own user."""
+    return bool({"admin", "service"} & set(caller.roles)) or caller.user.id == subject.user.id
+
+
 class TokenAuth:
     """Tokens from the built-in identity endpoint; context = the token's project and roles."""
 
-    def __init__(self, identity: Identity) -> None:
-        self.identity = identity
+    def __init__(self, identity: Identity | IdentityFile) -> None:
+        # A fixed identity, or the file of `portsec serve`, whose edits count from the next look at it.
+        self._source = identity
 
-    def context(self, request: Request) -> Context:
+    @property
+    def identity(self) -> Identity:
+        return self._source.current() if isinstance(self._source, IdentityFile) else self._source
+
+    @staticmethod
+    def _caller(request: Request, identity: Identity) -> Grant:
         token = request.headers.get("x-auth-token")
         if not token:
             raise Unauthenticated()
         try:
-            grant = self.identity.validate(token)
+            return identity.validate(token)
         except Unauthorized:
             raise Unauthenticated() from None
-        return Context(project_id=grant.project.id, is_admin="admin" in grant.roles, roles=grant.roles)
 
-    def root_versions(self, base_url: str) -> list[dict[str, Any]]:
-        return [_v3(base_url)]
+    def context(self, request: Request) -> Context:
+        grant = self._caller(request, self.identity)
+        return Context(project_id=grant.project.id, is_admin="admin" in grant.roles, roles=grant.roles)
 
     def openapi_security(self) -> dict[str, Any]:
         """OpenAPI's view: /v2.0 needs the X-Auth-Token that POST /v3/auth/tokens returns."""
         scheme = {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
         return {"components": {"securitySchemes": {"keystone": scheme}}, "security": [{"keystone": []}]}
 
-    def install(self, app: FastAPI) -> None:
+    def _issue(self, body: Any, base: str) -> JSONResponse:
         identity = self.identity
+        try:
+            token, grant = identity.authenticate(body)
+        except BadAuthRequest as err:
+            return _keystone_error(400, "Bad Request", str(err), base)
+        except Unauthorized:
+            return _keystone_error(401, "Unauthorized", _UNAUTHORIZED, base)
+        return JSONResponse(identity.token_body(grant, base), status_code=201, headers={"X-Subject-Token": token})
 
+    def install(self, app: FastAPI) -> None:
         @app.exception_handler(Unauthenticated)
         async def unauthenticated(request: Request, _err: Exception) -> JSONResponse:
             return _keystone_error(401, "Unauthorized", _UNAUTHORIZED, str(request.base_url))
@@ -128,22 +146,20 @@ class TokenAuth:
             summary="Issue a project-scoped token for a password",
             status_code=201,
             openapi_extra=_openapi_auth_request(),
-            responses=_openapi_token_responses(201),
+            responses=_openapi_token_responses(
+                201, {400: "Malformed auth request", 401: "Wrong credentials", 413: "Body over 64 KiB"}
+            ),
         )
         async def issue(request: Request) -> JSONResponse:
             base = str(request.base_url)
-            raw = await request.body()
-            if len(raw) > MAX_AUTH_BODY:
-                return _keystone_error(413, "Request Entity Too Large", "Request is too large.", base)
-            try:
-                token, grant = identity.authenticate(json.loads(raw))
-            except (ValueError, UnicodeDecodeError):
-                return _keystone_error(400, "Bad Request", "The request body is not valid JSON.", base)
-            except BadAuthRequest as err:
-                return _keystone_error(400, "Bad Request", str(err), base)
-            except Unauthorized:
-                return _keystone_error(401, "Unauthorized", _UNAUTHORIZED, base)
-            return JSONResponse(identity.token_body(grant, base), status_code=201, headers={"X-Subject-Token": token})
+            try:  # the body's size (MAX_AUTH_BODY) is bounded by limits.BodyLimit before the route runs
+                body = jsonbody.loads(await request.body())
+            except jsonbody.InvalidJSON as err:
+                reason = f": {err.why}" if err.why else ""
+                return _keystone_error(400, "Bad Request", f"The request body is not valid JSON{reason}.", base)
+            # A password check is a key derivation of tens of milliseconds: run it in a thread, as the sync
+            # routes are, so that the event loop keeps serving other requests meanwhile.
+            return await run_in_threadpool(self._issue, body, base)
 
         @app.get(
             "/v3/auth/tokens",
@@ -155,16 +171,27 @@ class TokenAuth:
                     {"name": "X-Subject-Token", "in": "header", "required": True, "schema": {"type": "string"}},
                 ]
             },
-            responses=_openapi_token_responses(200),
+            responses=_openapi_token_responses(
+                200,
+                {
+                    401: "No valid X-Auth-Token",
+                    403: "The caller is neither admin, nor service, nor the subject token's user",
+                    404: "Unknown subject token",
+                },
+            ),
         )
         def check(request: Request) -> JSONResponse:
-            self.context(request)
+            base, identity = str(request.base_url), self.identity
+            caller = self._caller(request, identity)
+            subject_token = request.headers.get("x-subject-token", "")
+            # Keystone's order: the subject is validated (404) before the policy is enforced (403).
             try:
-                grant = identity.validate(request.headers.get("x-subject-token", ""))
+                subject = identity.validate(subject_token)
             except Unauthorized:
-                return _keystone_error(404, "Not Found", "Could not find token.", str(request.base_url))
-            subject = request.headers["x-subject-token"]
-            return JSONResponse(identity.token_body(grant, str(request.base_url)), headers={"X-Subject-Token": subject})
+                return _keystone_error(404, "Not Found", "Could not find token.", base)
+            if not may_validate(caller, subject):
+                return _keystone_error(403, "Forbidden", _FORBIDDEN_VALIDATE, base)
+            return JSONResponse(identity.token_body(subject, base), headers={"X-Subject-Token": subject_token})
 
 
 def _openapi_auth_request() -> dict[str, Any]:
@@ -196,7 +223,7 @@ def _openapi_auth_request() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _openapi_token_responses(success: int) -> dict[int | str, dict[str, Any]]:
+def _openapi_token_responses(success: int, failures: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
     error = {
         "content": {
             "application/json": {
@@ -223,8 +250,5 @@ def _openapi_token_responses(success: int) -> dict[int | str, dict[str, Any]]:
             "description": "The token; its id is in the X-Subject-Token header",
             "content": {"application/json": {"schema": token}},
         },
-        400: {"description": "Malformed auth request", **error},
-        401: {"description": "Wrong credentials or token", **error},
-        404: {"description": "Unknown subject token", **error},
-        413: {"description": "Body over 64 KiB", **error},
+        **{status: {"description": description, **error} for status, description in failures.items()},
     }

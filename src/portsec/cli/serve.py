@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import logging
 import os
 import secrets
@@ -12,9 +14,11 @@ from typing import Any
 from cliff.command import Command
 
 from portsec.agent.ovsdb import default_target
-from portsec.api import identity
+from portsec.api import identity, logflood
 from portsec.cli.agent import add_ovs_options, agent_config
 from portsec.cli.find import CommandError
+from portsec.cli.quotas import defaults_of
+from portsec.service.quotas import environment as quota_environment
 from portsec.store.database import Database
 
 
@@ -22,10 +26,34 @@ class Serve(Command):
     """Serve the Neutron v2.0 API (networks, subnets, ports) over HTTP"""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        from portsec.api import transport  # uvicorn's protocol: loaded for this command only
+
         parser = super().get_parser(prog_name)
         parser.add_argument("--bind", default="127.0.0.1", metavar="<host>", help="Address to listen on")
         parser.add_argument("--port", type=int, default=9696, metavar="<port>", help="Port to listen on (9696)")
         parser.add_argument("--workers", type=int, default=1, metavar="<n>", help="Worker processes (1)")
+        parser.add_argument(
+            "--timeout-request",
+            type=_positive(float),
+            default=transport.REQUEST_TIMEOUT,
+            metavar="<seconds>",
+            help="Close a connection that has not sent a whole request (headers and body) this long after it "
+            f"opened or after its previous response ({transport.REQUEST_TIMEOUT:g})",
+        )
+        parser.add_argument(
+            "--timeout-keep-alive",
+            type=_positive(float),
+            default=5.0,
+            metavar="<seconds>",
+            help="Close a keep-alive connection idle this long after a response (5)",
+        )
+        parser.add_argument(
+            "--max-connections",
+            type=_positive(int),
+            metavar="<n>",
+            help="Open connections per worker; past them a new one gets 503 and is closed (default: three quarters "
+            "of the open-file limit, whose soft value is raised to the hard one at start)",
+        )
         parser.add_argument(
             "--identity-config",
             metavar="<file>",
@@ -45,9 +73,13 @@ class Serve(Command):
     def take_action(self, args: argparse.Namespace) -> None:
         import uvicorn
 
-        from portsec.api.transport import NoDelayProtocol
+        from portsec.api import transport
 
         options: Any = self.app.options
+        open_files = transport.raise_open_file_limit()
+        max_connections = args.max_connections or transport.default_max_connections(open_files)
+        if max_connections >= open_files:
+            raise CommandError(f"--max-connections: {max_connections} leaves no file of the {open_files} allowed")
         if args.identity_config:
             # Checked once here; workers get the same secret, so any of them validates any token.
             secret = os.environ.get(identity.ENV_SECRET) or secrets.token_urlsafe(32)
@@ -65,8 +97,14 @@ class Serve(Command):
         # Workers are separate processes: they read their configuration from the environment.
         os.environ["PORTSEC_DATABASE_URL"] = db.url
         os.environ["PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS"] = str(options.max_allowed_address_pairs)
+        os.environ.update(quota_environment(defaults_of(options)))
         auth = f"identity {args.identity_config}" if args.identity_config else "noauth"
         self.app.stderr.write(f"portsec: Neutron API on http://{args.bind}:{args.port} (database {db.url}, {auth})\n")
+        # uvicorn calls its `http` class with its own arguments: a partial adds ours. Not a class made here:
+        # with --workers it is pickled to each worker process, by name. (Any: uvicorn's hint says a class.)
+        protocol: Any = functools.partial(
+            transport.ServerProtocol, request_timeout=args.timeout_request, max_connections=max_connections
+        )
         stop = threading.Event()
         agent = self._agent(args, db.url, stop)
         try:
@@ -77,7 +115,9 @@ class Serve(Command):
                 port=args.port,
                 workers=args.workers,
                 log_level="warning",
-                http=NoDelayProtocol,
+                log_config=_log_config(options),
+                timeout_keep_alive=args.timeout_keep_alive,
+                http=protocol,
             )
         finally:
             stop.set()
@@ -104,3 +144,50 @@ class Serve(Command):
         thread.start()
         self.app.stderr.write(f"portsec: enforcing on {config.bridge} ({target})\n")
         return thread
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+        return value
+
+    return parse
+
+
+def _log_config(options: Any) -> dict[str, Any]:
+    """uvicorn's logging, and the root logger's as cliff sets it up, every handler through one flood filter.
+
+    dictConfig replaces the root logger's handlers, and the processes of --workers
+    would have none but logging's lastResort, unfiltered: asyncio's errors (accept()
+    out of files, say) and portsec's own lines go to the root. So cliff's console
+    (stderr, at the -v/-q level) and --log-file are described again here, for this
+    process and the workers alike.
+    """
+    from cliff.app import App
+    from uvicorn.config import LOGGING_CONFIG
+
+    console = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}.get(options.verbose_level, logging.DEBUG)
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"flood": {"()": logflood.RateLimit}}
+    config["formatters"].update(
+        cliff_console={"format": App.CONSOLE_MESSAGE_FORMAT}, cliff_file={"format": App.LOG_FILE_MESSAGE_FORMAT}
+    )
+    config["handlers"]["cliff_console"] = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+        "formatter": "cliff_console",
+        "level": console,
+    }
+    config["root"] = {"level": console, "handlers": ["cliff_console"]}
+    if options.log_file:
+        config["handlers"]["cliff_file"] = {
+            "class": "logging.FileHandler",
+            "filename": options.log_file,
+            "formatter": "cliff_file",
+        }
+        config["root"] = {"level": logging.DEBUG, "handlers": ["cliff_console", "cliff_file"]}
+    for handler in config["handlers"].values():
+        handler["filters"] = ["flood"]
+    return config
