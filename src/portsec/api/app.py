@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -17,16 +18,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portsec import faults
 from portsec.api import identity as identity_config
-from portsec.api import listing, openapi
+from portsec.api import jsonbody, listing, openapi
+from portsec.api import quotas as quota_routes
 from portsec.api.auth import Auth, NoAuth, TokenAuth
+from portsec.api.limits import MAX_BULK_ITEMS, BodyLimit
 from portsec.domain import errors
 from portsec.domain.model import Context
-from portsec.service import networks, ports, subnets, views
+from portsec.service import networks, ports, quotas, subnets, views
 from portsec.service.common import Limits
 from portsec.store.database import Database
 
 LOG = logging.getLogger(__name__)
-MAX_BODY = 1024 * 1024  # Neutron's max_request_body_size default is 114688; pairs x ports bulk needs more
 
 EXTENSIONS = [
     ("port-security", "Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"),
@@ -51,6 +53,13 @@ EXTENSIONS = [
     ("sorting", "Sorting support", "Extension that indicates that sorting is enabled.", "2016-06-12T00:00:00-00:00"),
     ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters.",
      "2018-03-21T10:00:00-00:00"),
+    ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource.", "2015-03-25T10:00:00-00:00"),
+    ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource.",
+     "2017-07-12T00:00:00-00:00"),
+    ("quotas", "Quota management support", "Expose functions for quotas management per project",
+     "2012-07-29T10:00:00-00:00"),
+    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project",
+     "2017-02-10T10:00:00-00:00"),
 ]  # fmt: skip
 
 
@@ -103,24 +112,39 @@ def _if_match(header: str | None) -> int | None:
 
 
 async def _body(request: Request) -> Any:
-    """The JSON body, read no further than MAX_BODY bytes (Content-Length or not)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise _TooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _TooLarge()
-        chunks.append(chunk)
+    """The JSON body; limits.BodyLimit, in front of every route, has bounded its size before it is read."""
     try:
-        return json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise errors.HTTPBadRequest("Body contains invalid data") from None
+        return jsonbody.loads(await request.body())
+    except jsonbody.InvalidJSON as err:
+        reason = f": {err.why}" if err.why else ""
+        raise errors.HTTPBadRequest(f"Body contains invalid data{reason}") from None
 
 
-class _TooLarge(Exception):
-    pass
+R = TypeVar("R")
+
+
+class DatabaseThreads:
+    """Where handlers run their database work: worker threads, never the event loop.
+
+    Reads and writes each get as many threads as the store keeps connections for them
+    (Database.readers, .writers): no thread waits for a connection, writers waiting on a lock
+    cannot hold up reads, and the default thread pool stays free for the handlers that need no
+    database (discovery, identity). A request's deadline starts before it queues for a thread, so
+    time in the queue counts towards its wait for the database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._reads = anyio.CapacityLimiter(db.readers)
+        self._writes = anyio.CapacityLimiter(db.writers)
+
+    async def read(self, respond: Callable[[float], R]) -> R:
+        """``respond(deadline)`` in a reader thread: its database calls, and its answer (views, JSON)."""
+        return await anyio.to_thread.run_sync(respond, self.db.deadline(), limiter=self._reads)
+
+    async def write(self, respond: Callable[[float], R]) -> R:
+        """``respond(deadline)`` in a writer thread."""
+        return await anyio.to_thread.run_sync(respond, self.db.deadline(), limiter=self._writes)
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -156,9 +180,15 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
     async def neutron_error(_request: Request, err: errors.NeutronError) -> JSONResponse:
         return JSONResponse(faults.body_of(err), status_code=faults.status_of(err))
 
-    @app.exception_handler(_TooLarge)
-    async def too_large(_request: Request, _err: Exception) -> JSONResponse:
-        return _error(413, "HTTPRequestEntityTooLarge", "Request is too large.")
+    @app.exception_handler(errors.DatabaseBusy)
+    async def database_busy(_request: Request, err: errors.DatabaseBusy) -> JSONResponse:
+        # The request already waited db.wait seconds: come back after as long, not at once.
+        retry_after = str(max(1, math.ceil(db.wait)))
+        return JSONResponse(
+            faults.body_of(err), status_code=faults.status_of(err), headers={"Retry-After": retry_after}
+        )
+
+    app.add_middleware(BodyLimit)  # every method and path: the body's size, before the route reads any of it
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -183,7 +213,9 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
     def versions(request: Request) -> JSONResponse:
         href = str(request.base_url) + "v2.0/"
         network = {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}
-        return JSONResponse({"versions": [network, *auth.root_versions(str(request.base_url))]})
+        # Neutron's root lists v2.0 alone: clients (tempest) take the root's versions as the network API's.
+        # Identity is discovered at /v3, where OS_AUTH_URL points.
+        return JSONResponse({"versions": [network]})
 
     @app.get("/v2.0/", tags=["discovery"], summary="Resources of v2.0", responses={200: _JSON, **openapi.UNAUTHORIZED})
     def resources(request: Request) -> JSONResponse:
@@ -224,8 +256,10 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
                 return JSONResponse({"extension": extension(*e)})
         return _error(404, "HTTPNotFound", f"Extension {alias} not found.")
 
+    threads = DatabaseThreads(db)
     for resource in RESOURCES:
-        _routes(app, db, auth, resource, extra(resource))
+        _routes(app, threads, auth, resource, extra(resource), limits)
+    quota_routes.install(app, threads, auth, limits.quotas, _body)
     auth.install(app)
 
     def described() -> dict[str, Any]:
@@ -247,7 +281,10 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
     return app
 
 
-def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[str, Any]) -> None:
+def _routes(
+    app: FastAPI, threads: DatabaseThreads, auth: Auth, r: _Resource, extra: dict[str, Any], limits: Limits
+) -> None:
+    db = threads.db
     base = f"/v2.0/{r.plural}"
     tags: list[str | Enum] = [r.plural]
 
@@ -257,20 +294,25 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
         tags=tags,
         summary=f"List {r.plural}",
         openapi_extra={"parameters": openapi.list_parameters(r.name)},
-        responses={200: openapi.many(r.name, r.plural), **openapi.errors(400, 404)},
+        responses={200: openapi.many(r.name, r.plural), **openapi.errors(400, 404, 503)},
     )
-    def list_items(request: Request) -> JSONResponse:
-        ctx = auth.context(request)
-        _no_nul(r, request)
-        items = request.query_params.multi_items()
-        query, fields = listing.parse(r.name, items)
-        with db.transaction(write=False) as tx:
-            found = [r.view(x, ctx) for x in r.service.list_(tx, ctx, query)]
-        body: dict[str, Any] = {r.plural: [_project(x, fields) for x in found]}
-        page_links = listing.links(r.plural, str(request.url.replace(query="")), items, query, found)
-        if page_links:
-            body[f"{r.plural}_links"] = page_links
-        return JSONResponse(body)
+    async def list_items(request: Request) -> JSONResponse:
+        def respond(deadline: float) -> JSONResponse:
+            # All of it in the thread, as when this handler was sync: auth may read its file, views are work.
+            ctx = auth.context(request)
+            _no_nul(r, request)
+            items = request.query_params.multi_items()
+            query, fields = listing.parse(r.name, items)
+            found = db.run(
+                lambda tx: [r.view(x, ctx) for x in r.service.list_(tx, ctx, query)], write=False, deadline=deadline
+            )
+            body: dict[str, Any] = {r.plural: [_project(x, fields) for x in found]}
+            page_links = listing.links(r.plural, str(request.url.replace(query="")), items, query, found)
+            if page_links:
+                body[f"{r.plural}_links"] = page_links
+            return JSONResponse(body)
+
+        return await threads.read(respond)
 
     @app.get(
         base + "/{item_id}",
@@ -278,14 +320,17 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
         tags=tags,
         summary=f"Show a {r.name}",
         openapi_extra={"parameters": [openapi.FIELDS]},
-        responses={200: openapi.one(r.name), **openapi.errors(400, 404)},
+        responses={200: openapi.one(r.name), **openapi.errors(400, 404, 503)},
     )
-    def show_item(item_id: str, request: Request) -> JSONResponse:
-        ctx = auth.context(request)
-        _no_nul(r, request, item_id)
-        fields = request.query_params.getlist("fields")
-        with db.transaction(write=False) as tx:
-            return JSONResponse({r.name: _project(r.view(r.service.get(tx, ctx, item_id), ctx), fields)})
+    async def show_item(item_id: str, request: Request) -> JSONResponse:
+        def respond(deadline: float) -> JSONResponse:
+            ctx = auth.context(request)
+            _no_nul(r, request, item_id)
+            fields = request.query_params.getlist("fields")
+            item = db.run(lambda tx: r.view(r.service.get(tx, ctx, item_id), ctx), write=False, deadline=deadline)
+            return JSONResponse({r.name: _project(item, fields)})
+
+        return await threads.read(respond)
 
     @app.post(
         base,
@@ -303,14 +348,20 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
             requests, bulk = body[r.plural], True
             if not requests:
                 raise errors.HTTPBadRequest("Resources required")
+            if len(requests) > MAX_BULK_ITEMS:
+                raise errors.HTTPBadRequest(f"A bulk request holds at most {MAX_BULK_ITEMS} {r.plural}")
         elif isinstance(body, dict) and r.name in body:
             requests, bulk = [body[r.name]], False
         else:
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
         _only(body, r.plural if bulk else r.name)
-        made = db.run(lambda tx: [r.service.create(tx, ctx, item, **extra) for item in requests])
-        views = [r.view(item, ctx) for item in made]
-        return JSONResponse({r.plural: views} if bulk else {r.name: views[0]}, status_code=201)
+
+        def respond(deadline: float) -> JSONResponse:
+            made = db.run(lambda tx: [r.service.create(tx, ctx, item, limits) for item in requests], deadline=deadline)
+            views = [r.view(item, ctx) for item in made]
+            return JSONResponse({r.plural: views} if bulk else {r.name: views[0]}, status_code=201)
+
+        return await threads.write(respond)
 
     @app.put(
         base + "/{item_id}",
@@ -318,7 +369,7 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
         tags=tags,
         summary=f"Update a {r.name}",
         openapi_extra={**openapi.update_request(r.name), "parameters": [openapi.IF_MATCH]},
-        responses={200: openapi.one(r.name), **openapi.errors(400, 403, 404, 409, 412, 413)},
+        responses={200: openapi.one(r.name), **openapi.errors(400, 403, 404, 409, 412, 413, 503)},
     )
     async def update_item(item_id: str, request: Request) -> JSONResponse:
         ctx = auth.context(request)
@@ -328,8 +379,15 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
         _only(body, r.name)
         revision = _if_match(request.headers.get("if-match"))
-        item = db.run(lambda tx: r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra))
-        return JSONResponse({r.name: r.view(item, ctx)})
+
+        def respond(deadline: float) -> JSONResponse:
+            item = db.run(
+                lambda tx: r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra),
+                deadline=deadline,
+            )
+            return JSONResponse({r.name: r.view(item, ctx)})
+
+        return await threads.write(respond)
 
     @app.delete(
         base + "/{item_id}",
@@ -338,7 +396,7 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
         tags=tags,
         summary=f"Delete a {r.name}",
         openapi_extra={"parameters": [openapi.IF_MATCH]},
-        responses={204: {"description": "Deleted"}, **openapi.errors(400, 403, 404, 409, 412)},
+        responses={204: {"description": "Deleted"}, **openapi.errors(400, 403, 404, 409, 412, 503)},
     )
     async def delete_item(item_id: str, request: Request) -> Response:
         ctx = auth.context(request)
@@ -346,13 +404,17 @@ def _routes(app: FastAPI, db: Database, auth: Auth, r: _Resource, extra: dict[st
         if await request.body():
             raise errors.HTTPBadRequest("Request body is not supported in DELETE.")
         revision = _if_match(request.headers.get("if-match"))
-        db.run(lambda tx: r.service.delete(tx, ctx, item_id, if_revision=revision))
-        return Response(status_code=204)
+
+        def respond(deadline: float) -> Response:
+            db.run(lambda tx: r.service.delete(tx, ctx, item_id, if_revision=revision), deadline=deadline)
+            return Response(status_code=204)
+
+        return await threads.write(respond)
 
 
 def from_environment() -> FastAPI:
     """The app for `portsec serve` workers: configuration comes through the environment."""
     db = Database(os.environ.get("PORTSEC_DATABASE_URL"))
-    limits = Limits(int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", "10")))
+    limits = Limits(int(os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", "10")), quotas.defaults_from_environment())
     identity = identity_config.from_environment()
     return create_app(db, limits, TokenAuth(identity) if identity else NoAuth())

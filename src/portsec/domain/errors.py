@@ -2,7 +2,7 @@
 
 The class name is the ``type`` of Neutron's error body; the family a class
 derives from (BadRequest, NotFound, ...) decides the status code, in one table
-at the edge (``portsec.errors_http``). No HTTP in here.
+at the edge (``portsec.faults``). No HTTP in here.
 """
 
 from __future__ import annotations
@@ -50,6 +50,15 @@ class PreconditionFailed(NeutronError):
 
 class ServiceUnavailable(NeutronError):
     message = "An unknown exception occurred."
+
+
+# The database ---------------------------------------------------------------
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """The store could not be had in time: a lock held elsewhere, or a server that is down or restarting."""
+
+    message = "The database is busy or unreachable (waited up to %(seconds)s seconds). Try again later."
 
 
 # Body validation (webob's HTTPBadRequest in Neutron) -------------------------
@@ -110,13 +119,6 @@ class PortSecurityAndIPRequiredForSecurityGroups(BadRequest):
     message = "Port security must be enabled and port must have an IP address in order to use security groups."
 
 
-class PortSecurityPortHasSecurityGroup(Conflict):
-    message = (
-        "Port has security group associated. Cannot disable port security or IP address "
-        "until security group is removed."
-    )
-
-
 # IPAM and MAC ----------------------------------------------------------------
 
 
@@ -169,6 +171,10 @@ class NetworkInUse(Conflict):
     )
 
 
+class NetworkMTUSubnetConflict(Conflict):
+    message = "MTU of %(net_id)s is not valid, subnet requires a minimum of %(mtu)s"
+
+
 class SubnetInUse(Conflict):
     message = (
         "Unable to complete operation on subnet %(subnet_id)s: "
@@ -185,3 +191,22 @@ class PolicyNotAuthorized(NotAuthorized):
 
 class RevisionNumberConstraintFailed(PreconditionFailed):
     message = "Constrained to %(expected)s, but current revision is %(current)s"
+
+
+class AdminRequired(NotAuthorized):
+    message = "User does not have admin privileges: %(reason)s."
+
+
+# Quotas -------------------------------------------------------------------------
+
+
+class OverQuota(Conflict):
+    """``overs``: the sorted list of resource names, shown as Python prints a list (Neutron's text)."""
+
+    message = "Quota exceeded for resources: %(overs)s."
+
+
+class TenantQuotaNotFound(NotFound):
+    """What Neutron's quota driver raises on DELETE of a project with no override."""
+
+    message = "Quota for project %(tenant_id)s could not be found."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
+from portsec.domain.errors import DatabaseBusy
 from portsec.store.changes import CHANNEL
 from portsec.store.schema import changes
 
@@ -27,6 +30,23 @@ ENV_URL = "PORTSEC_DATABASE_URL"
 # Any constant works: it names the lock that orders change-log writers.
 CHANGE_LOG_LOCK = 0x706F7274
 RETRIES = 5
+# How long a request may wait for the database (a lock held elsewhere, a server restarting) before it gets
+# DatabaseBusy (503 with Retry-After): seconds, across retries and the queue for a thread (portsec.api.app).
+ENV_WAIT = "PORTSEC_DATABASE_WAIT"
+DEFAULT_WAIT = 5.0
+# Connections kept per process for reads and for writes: the API runs at most as many threads of each kind
+# (portsec.api.app), so no request waits for a connection and writers waiting on a lock never take the
+# connections that reads need. SQLite has one write lock per file: a second writer thread of the same
+# process would only sleep in SQLite's busy handler, so writes queue for the one writer thread instead.
+# PostgreSQL locks rows: writers of different rows proceed together.
+READERS = 8
+WRITERS = {"sqlite": 1, "postgresql": 8}
+OVERFLOW = 4  # with 4 workers, 80 PostgreSQL sessions at most: under its default max_connections (100)
+# A transaction that is this far behind (it queued behind other writers, it is a retry, it already waited
+# for a lock) may wait for further locks only until its request's deadline: PostgreSQL's lock_timeout counts
+# each wait on its own, and one create can wait on several locks. One that is not keeps the connection's
+# own limit and needs no statement to set it.
+LATE_MS = 250
 T = TypeVar("T")
 
 
@@ -75,22 +95,67 @@ class Tx:
         self.changes.append(Change(resource, resource_id, project_id, revision, operation))
 
 
-def _sqlite_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is lazy).
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _sqlite_connect(wait_ms: int) -> Callable[..., None]:
+    def connect(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is lazy).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={wait_ms}")  # first: WAL below may wait for a writer too
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+        record.info["busy_ms"] = record.info["default_busy_ms"] = wait_ms
+
+    return connect
+
+
+@dataclass
+class _LockBudget:
+    """How long one transaction may still wait for locks: its deadline, and the limit its connection has now."""
+
+    deadline: float
+    limit_ms: int
+
+    def tightened(self) -> int | None:
+        """The lock wait left before the deadline when it is LATE_MS or more below the limit; else None."""
+        left_ms = max(1, round((self.deadline - time.monotonic()) * 1000))  # 0 would mean no limit to PostgreSQL
+        if left_ms > self.limit_ms - LATE_MS:
+            return None
+        self.limit_ms = left_ms
+        return left_ms
 
 
 def _sqlite_begin(conn: Connection) -> None:
+    # SQLite waits for one lock, at BEGIN: a late transaction waits only as long as its request has left.
+    info = conn.connection.info
+    budget: _LockBudget | None = conn.get_execution_options().get("portsec_budget")  # None: not a transaction()
+    busy_ms = (budget.tightened() if budget else None) or info["default_busy_ms"]
+    if info["busy_ms"] != busy_ms:
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")  # type: ignore[union-attr]
+        info["busy_ms"] = busy_ms
     # A writer takes the lock up front (IMMEDIATE), so two writers queue on
     # busy_timeout instead of one failing when it upgrades a read lock.
     write = conn.get_execution_options().get("portsec_write", True)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _postgresql_connect(wait_ms: int, connect_timeout: int) -> Callable[..., None]:
+    def connect(_dialect, _record, _cargs, cparams) -> None:  # type: ignore[no-untyped-def]
+        # Every lock wait (row, table, advisory) ends after the bound with 55P03, set with the connection
+        # itself rather than by a statement; options from the URL are kept.
+        cparams["options"] = f"{cparams.get('options', '')} -c lock_timeout={wait_ms}".strip()
+        cparams.setdefault("connect_timeout", connect_timeout)  # libpq's default waits for ever
+
+    return connect
+
+
+def _postgresql_statement(conn, cursor, _statement, _parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+    # Any statement may wait for a lock: once the transaction is late, it waits only as long as is left.
+    budget: _LockBudget | None = conn.get_execution_options().get("portsec_budget")
+    lock_ms = budget.tightened() if budget else None
+    if lock_ms:
+        cursor.connection.execute(f"SET LOCAL lock_timeout = {lock_ms}")
 
 
 def _alembic_config(conn: Connection) -> Config:
@@ -107,32 +172,82 @@ class Database:
     # made it: the agent of `portsec serve --agent` wakes at once instead of at its next poll.
     after_commit: ClassVar[list[Callable[[], None]]] = []
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, wait: float | None = None) -> None:
         self.url = database_url(url)
+        # Seconds a transaction may wait for the database, from PORTSEC_DATABASE_WAIT by default.
+        self.wait = wait if wait is not None else float(os.environ.get(ENV_WAIT, DEFAULT_WAIT))
         engine_url = sa.engine.make_url(self.url)
-        if engine_url.get_backend_name() == "sqlite" and engine_url.database not in (None, "", ":memory:"):
-            Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = sa.create_engine(self.url)
+        backend = engine_url.get_backend_name()
+        in_memory = backend == "sqlite" and engine_url.database in (None, "", ":memory:")
+        if backend == "sqlite" and not in_memory:
+            Path(engine_url.database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        self.readers, self.writers = READERS, WRITERS.get(backend, 1)
+        # A connection for each thread the API gives to the database (see READERS), so none waits for one;
+        # the overflow is for callers outside those threads, and the timeout bounds their wait.
+        pool = {"pool_size": self.readers + self.writers, "max_overflow": OVERFLOW, "pool_timeout": self.wait}
+        self.engine: Engine = sa.create_engine(self.url, **({} if in_memory else pool))  # type: ignore[arg-type]
+        self._wait_ms = max(1, round(self.wait * 1000))
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_connect)
+            sa.event.listen(self.engine, "connect", _sqlite_connect(self._wait_ms))
             sa.event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.engine.dialect.name == "postgresql":
+            sa.event.listen(self.engine, "do_connect", _postgresql_connect(self._wait_ms, max(2, math.ceil(self.wait))))
+            sa.event.listen(self.engine, "before_cursor_execute", _postgresql_statement)
         self._rng = random.Random()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is there already."""
         logging.getLogger("alembic").setLevel(logging.WARNING)  # "Running upgrade" is noise in CLI output
         head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()  # type: ignore[arg-type]
-        with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOG_LOCK + 1})
-            command.upgrade(_alembic_config(conn), "head")
+        with self._busy_when_unavailable():
+            # A read: a writer holding the database (another process) does not keep the CLI from starting.
+            with self.engine.connect().execution_options(portsec_write=False) as conn:
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHANGE_LOG_LOCK + 1})
+                command.upgrade(_alembic_config(conn), "head")
+
+    def deadline(self) -> float:
+        """When a request that starts now must have the database (``time.monotonic()``)."""
+        return time.monotonic() + self.wait
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Tx]:
-        with self.engine.connect().execution_options(portsec_write=write) as conn, conn.begin():
+    def transaction(self, write: bool = True, deadline: float | None = None) -> Iterator[Tx]:
+        """One transaction, not retried; DatabaseBusy when the database cannot be had by ``deadline``."""
+        with self._busy_when_unavailable(), self._transaction(write, self._or_now(deadline)) as tx:
+            yield tx
+
+    def run(self, work: Callable[[Tx], T], write: bool = True, deadline: float | None = None) -> T:
+        """``work`` in one transaction, retried when a concurrent one won a race or a wait can still succeed.
+
+        A unique value (MAC, IP) checked free can be taken by another writer
+        before this one commits; the retry checks again and then either
+        succeeds or reports the conflict in Neutron's terms. Deadlocks and
+        serialization failures are retried the same way. A lock wait that ran
+        out, or a connection that died (the server restarted), is retried while
+        ``deadline`` (default: ``wait`` seconds from now) is ahead; after it, or
+        when the server cannot be reached at all, DatabaseBusy.
+        """
+        deadline = self._or_now(deadline)
+        with self._busy_when_unavailable():
+            for attempt in range(1, RETRIES + 1):
+                try:
+                    with self._transaction(write, deadline) as tx:
+                        return work(tx)
+                except _ERRORS as err:
+                    if attempt == RETRIES or not _retryable(err, deadline):
+                        raise
+        raise AssertionError("unreachable")
+
+    def _or_now(self, deadline: float | None) -> float:
+        return self.deadline() if deadline is None else deadline
+
+    @contextmanager
+    def _transaction(self, write: bool, deadline: float) -> Iterator[Tx]:
+        options = {"portsec_write": write, "portsec_budget": _LockBudget(deadline, self._wait_ms)}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
             tx = Tx(conn=conn, now=now(), rng=self._rng)  # type: ignore[arg-type]
             yield tx
             _write_changes(tx)
@@ -140,32 +255,64 @@ class Database:
             for wake in self.after_commit:
                 wake()
 
-    def run(self, work: Callable[[Tx], T], write: bool = True) -> T:
-        """``work`` in one transaction, retried when a concurrent one won a race.
-
-        A unique value (MAC, IP) checked free can be taken by another writer
-        before this one commits; the retry checks again and then either
-        succeeds or reports the conflict in Neutron's terms. Deadlocks and
-        serialization failures are retried the same way.
-        """
-        for attempt in range(RETRIES):
-            try:
-                with self.transaction(write) as tx:
-                    return work(tx)
-            except (sa.exc.IntegrityError, sa.exc.OperationalError) as err:
-                if attempt == RETRIES - 1 or not _retryable(err):
-                    raise
-        raise AssertionError("unreachable")
+    @contextmanager
+    def _busy_when_unavailable(self) -> Iterator[None]:
+        """DatabaseBusy for what only waiting can cure (see _unavailable); other errors as they are."""
+        try:
+            yield
+        except _ERRORS as err:
+            if not _unavailable(err):
+                raise
+            raise DatabaseBusy(seconds=f"{self.wait:g}") from err
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _retryable(err: sa.exc.DBAPIError) -> bool:
-    if isinstance(err, sa.exc.IntegrityError):
+# What a transaction can fail with: the driver's errors (wrapped), and no pooled connection in time.
+_ERRORS = (sa.exc.DBAPIError, sa.exc.TimeoutError)
+
+
+def _code(err: sa.exc.DBAPIError) -> str:
+    """The driver's name for a failure: PostgreSQL's SQLSTATE, SQLite's result code name; "" when none."""
+    return getattr(err.orig, "sqlstate", None) or getattr(err.orig, "sqlite_errorname", None) or ""
+
+
+def _raced(err: sa.exc.DBAPIError) -> bool:
+    """Another transaction won: a unique value taken, a deadlock, a serialization failure."""
+    return isinstance(err, sa.exc.IntegrityError) or _code(err) in ("40P01", "40001")
+
+
+def _lock_wait_ran_out(err: sa.exc.DBAPIError) -> bool:
+    """SQLite's busy_timeout or PostgreSQL's lock_timeout (55P03) ended a wait for a lock held elsewhere."""
+    return _code(err).startswith("SQLITE_BUSY") or _code(err) == "55P03"
+
+
+def _unreachable(err: sa.exc.DBAPIError) -> bool:
+    """No PostgreSQL session to be had: refused, or the server is starting or shutting down.
+
+    psycopg gives no SQLSTATE when it cannot reach the server at all.
+    """
+    if not isinstance(err, sa.exc.OperationalError) or not hasattr(err.orig, "sqlstate"):
+        return False
+    code = _code(err)
+    return code == "" or code.startswith("08") or code in ("57P01", "57P02", "57P03")
+
+
+def _retryable(err: sa.exc.DBAPIError | sa.exc.TimeoutError, deadline: float) -> bool:
+    if not isinstance(err, sa.exc.DBAPIError):
+        return False
+    if _raced(err):
         return True
-    state = getattr(err.orig, "sqlstate", None)  # psycopg: deadlock, serialization failure
-    return state in ("40P01", "40001") or "database is locked" in str(err.orig)
+    # A dead connection is discarded with the rest of the pool's, so the next attempt connects afresh.
+    waited = _lock_wait_ran_out(err) or err.connection_invalidated
+    return waited and time.monotonic() < deadline
+
+
+def _unavailable(err: sa.exc.DBAPIError | sa.exc.TimeoutError) -> bool:
+    if isinstance(err, sa.exc.TimeoutError):
+        return True
+    return _lock_wait_ran_out(err) or err.connection_invalidated or _unreachable(err)
 
 
 def _write_changes(tx: Tx) -> None:
