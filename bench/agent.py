@@ -35,13 +35,16 @@ from tests import ovs  # noqa: E402
 
 from portsec.agent.agent import Agent, AgentConfig, Applied  # noqa: E402
 from portsec.domain.model import Context  # noqa: E402
+from portsec.domain.quotas import UNLIMITED_DEFAULTS  # noqa: E402
 from portsec.guards import guard_of  # noqa: E402
 from portsec.openflow.compiler import compile_port_flows  # noqa: E402
 from portsec.service import networks, ports, subnets  # noqa: E402
+from portsec.service.common import Limits  # noqa: E402
 from portsec.store.database import Database  # noqa: E402
 
 OVN_FLOWS, NEUTRON_OVS_FW_FLOWS = 22, 46
 CTX = Context.admin()
+UNLIMITED = Limits(quotas=UNLIMITED_DEFAULTS)  # 10,000 ports in one project
 
 
 def _pct(samples: list[float], q: int) -> float:
@@ -57,7 +60,7 @@ def flows_per_port() -> int:
             subnets.create(tx, CTX, {"network_id": net.id, "cidr": "192.168.1.0/24", "ip_version": 4})
             port = ports.create(tx, CTX, {"network_id": net.id, "mac_address": "fa:16:3e:3e:e3:14",
                                           "fixed_ips": [{"ip_address": "192.168.1.138"}],
-                                          "allowed_address_pairs": [{"ip_address": "192.168.1.10"}]})  # fmt: skip
+                                          "allowed_address_pairs": [{"ip_address": "192.168.1.10"}]}, UNLIMITED)  # fmt: skip
         db.dispose()
     return len(compile_port_flows(guard_of(port), 5))
 
@@ -75,7 +78,7 @@ def make_ports(db: Database, n: int, n_pairs: int) -> list[str]:
                     "network_id": net.id, "name": f"p{i}",
                     "allowed_address_pairs": [{"ip_address": f"172.{16 + j}.{i // 256 % 256}.{i % 256}"}
                                               for j in range(n_pairs)],
-                }).id
+                }, UNLIMITED).id
                 for i in range(start, min(n, start + 500))
             ]  # fmt: skip
 

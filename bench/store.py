@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 from tests import postgres  # noqa: E402
 
 from portsec.domain.model import Context  # noqa: E402
+from portsec.domain.quotas import UNLIMITED_DEFAULTS  # noqa: E402
 from portsec.service import networks, ports, subnets  # noqa: E402
+from portsec.service.common import Limits  # noqa: E402
 from portsec.store.database import Database  # noqa: E402
 
 
@@ -55,7 +57,7 @@ def run(url: str, n_ports: int, n_pairs: int) -> dict[str, Any]:
         }
         t0 = time.perf_counter()
         with db.transaction() as tx:
-            made.append(ports.create(tx, ctx, body).id)
+            made.append(ports.create(tx, ctx, body, Limits(quotas=UNLIMITED_DEFAULTS)).id)
         latencies.append(time.perf_counter() - t0)
     create_s = time.perf_counter() - started
 

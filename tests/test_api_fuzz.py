@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 from portsec.api.app import create_app
 from portsec.api.auth import TokenAuth
 from portsec.api.identity import Identity
+from portsec.domain.quotas import UNLIMITED_DEFAULTS
+from portsec.service.common import Limits
 from portsec.store.database import Database
 from tests import postgres
 from tests.conftest import dump
@@ -46,7 +48,8 @@ class World:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.app = create_app(db)
+        # Cases make hundreds of networks in one project: quotas are tested in tests/test_quotas.py.
+        self.app = create_app(db, Limits(quotas=UNLIMITED_DEFAULTS))
         self.http = TestClient(self.app)
 
     def post(self, resource: str, body: dict[str, Any]) -> dict[str, Any]:

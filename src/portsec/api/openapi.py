@@ -16,6 +16,8 @@ from pydantic.json_schema import models_json_schema
 
 from portsec.api import listing
 from portsec.domain.attributes import NAME_MAX_LEN
+from portsec.domain.quotas import MAX_LIMIT as QUOTA_MAX
+from portsec.domain.quotas import UNLIMITED as QUOTA_UNLIMITED
 from portsec.domain.resources import IPV6_MODES, MAX_HOST_ROUTES, MAX_NAMESERVERS, VNIC_TYPES
 
 Name = Annotated[str, Field(max_length=NAME_MAX_LEN)]
@@ -107,6 +109,10 @@ class KeystoneErrorBody(_Response):
     error: KeystoneErrorDetail
 
 
+# 0 (or none given): the largest, 1500; an IPv4 subnet needs at least 68, an IPv6 one 1280.
+Mtu = Annotated[int, Field(ge=0, le=1500)]
+
+
 # Networks ----------------------------------------------------------------------------------------------------------
 
 
@@ -115,6 +121,7 @@ class NetworkCreate(_Request):
     admin_state_up: Flag = True
     shared: Flag = Field(False, description="Admin only")
     port_security_enabled: Flag = True
+    mtu: Mtu = 0
     description: Name = ""
     project_id: Name | None = None
     tenant_id: Name | None = None
@@ -125,6 +132,7 @@ class NetworkUpdate(_Request):
     admin_state_up: Flag | None = None
     shared: Flag | None = None
     port_security_enabled: Flag | None = None
+    mtu: Mtu | None = None
     description: Name | None = None
 
 
@@ -246,6 +254,65 @@ class Port(_Standard):
     binding_profile: dict[str, Any] | None = Field(None, alias="binding:profile")
 
 
+# Quotas ------------------------------------------------------------------------------------------------------------
+
+QuotaLimit = Annotated[
+    Annotated[int, Field(ge=QUOTA_UNLIMITED, le=QUOTA_MAX)] | Annotated[str, Field(pattern=r"^[+-]?[0-9]+$")],
+    Field(description=f"A count, or {QUOTA_UNLIMITED} for no limit; also as a string of digits"),
+]
+
+
+class QuotaUpdate(_Request):
+    network: QuotaLimit | None = None
+    subnet: QuotaLimit | None = None
+    port: QuotaLimit | None = None
+    force: Any = Field(None, description="true: set the limits even below what the project uses")
+    check_limit: Any = Field(None, description="Accepted and ignored: usage is always checked unless force is true")
+
+
+class Quota(_Response):
+    network: int
+    subnet: int
+    port: int
+
+
+class ProjectQuota(Quota):
+    project_id: str
+    tenant_id: str
+
+
+class QuotaUsage(_Response):
+    limit: int
+    used: int
+    reserved: int = Field(description="Always 0: the count is checked inside the creating transaction")
+
+
+class QuotaDetails(_Response):
+    network: QuotaUsage
+    subnet: QuotaUsage
+    port: QuotaUsage
+
+
+_QUOTA_MODELS: list[type[BaseModel]] = [QuotaUpdate, Quota, ProjectQuota, QuotaDetails]
+
+
+def quota_request() -> dict[str, Any]:
+    return {"requestBody": {"required": True, **json_body(_envelope("quota", _ref(QuotaUpdate)))}}
+
+
+def quota(details: bool = False) -> dict[str, Any]:
+    return json_body(_envelope("quota", _ref(QuotaDetails if details else Quota)))
+
+
+def quota_list() -> dict[str, Any]:
+    return json_body(_envelope("quotas", {"type": "array", "items": _ref(ProjectQuota)}))
+
+
+def current_project(key: str) -> dict[str, Any]:
+    """Neutron's "who am I" of the quota API: ``{"project": {"project_id": ...}}`` (or tenant)."""
+    return json_body(_envelope(key, _envelope(f"{key}_id", {"type": "string"})))
+
+
 # Envelopes ---------------------------------------------------------------------------------------------------------
 
 _MODELS: dict[str, tuple[type[BaseModel], type[BaseModel], type[BaseModel]]] = {
@@ -262,7 +329,7 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 def components() -> dict[str, Any]:
     """Every model above as OpenAPI components (added to FastAPI's own)."""
-    models = [m for triple in _MODELS.values() for m in triple] + _ERROR_MODELS
+    models = [m for triple in _MODELS.values() for m in triple] + _QUOTA_MODELS + _ERROR_MODELS
     _, top = models_json_schema(
         [(m, "validation") for m in models], ref_template="#/components/schemas/{model}", by_alias=True
     )
@@ -286,7 +353,7 @@ def errors(*statuses: int) -> dict[int | str, Any]:
         400: "Bad request: malformed JSON, unknown or read-only attribute, invalid value (Neutron's message)",
         403: "Refused by policy (PolicyNotAuthorized)",
         404: "No such resource, or not visible to the caller",
-        409: "Conflict (address in use, pairs with port security off, ...)",
+        409: "Conflict (over quota, address in use, pairs with port security off, ...)",
         412: "If-Match revision_number does not match (RevisionNumberConstraintFailed)",
         413: "Body larger than the server's limit",
         503: "No free MAC address could be generated",
@@ -372,13 +439,3 @@ def list_parameters(resource: str) -> list[dict[str, Any]]:
         _query("marker", {"type": "string"}, "Id of the last item of the previous page"),
         _query("page_reverse", {"type": "string"}, "'True': the page before the marker"),
     ]
-
-
-def item_parameter(resource: str) -> dict[str, Any]:
-    return {
-        "name": "item_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": f"The {resource}'s id (anything else: 404)",
-    }

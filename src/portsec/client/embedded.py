@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portsec.domain.model import Context
-from portsec.service import networks, ports, subnets, views
+from portsec.service import networks, ports, quotas, subnets, views
 from portsec.service.common import Limits, Listing
 from portsec.store.database import Database
 
@@ -40,7 +40,7 @@ class EmbeddedClient:
 
     def create(self, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:
         r = _RESOURCES[resource]
-        made = self.db.run(lambda tx: r.service.create(tx, self.ctx, dict(body), **self._extra(resource)))
+        made = self.db.run(lambda tx: r.service.create(tx, self.ctx, dict(body), self.limits))
         return r.view(made, self.ctx)
 
     def get(self, resource: str, resource_id: str) -> dict[str, Any]:
@@ -61,3 +61,21 @@ class EmbeddedClient:
     def delete(self, resource: str, resource_id: str) -> None:
         with self.db.transaction() as tx:
             _RESOURCES[resource].service.delete(tx, self.ctx, resource_id)
+
+    def project_id(self) -> str:
+        return self.ctx.project_id
+
+    def get_quota(self, project_id: str, which: str = "") -> dict[str, Any]:
+        """``which``: "" (the limits), "default" or "details", as the API's paths say."""
+        if which == "default":
+            return quotas.default(self.ctx, self.limits.quotas, project_id)
+        with self.db.transaction(write=False) as tx:
+            show = quotas.details if which == "details" else quotas.show
+            return dict(show(tx, self.ctx, self.limits.quotas, project_id))
+
+    def update_quota(self, project_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        request = {"quota": dict(body)}
+        return self.db.run(lambda tx: quotas.update(tx, self.ctx, self.limits.quotas, project_id, request))
+
+    def delete_quota(self, project_id: str) -> None:
+        self.db.run(lambda tx: quotas.delete(tx, self.ctx, project_id))

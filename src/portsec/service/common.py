@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from portsec.domain import attributes, errors
+from portsec.domain.model import Network, Port, Subnet
 from portsec.domain.pairs import DEFAULT_MAX_PAIRS
+from portsec.domain.quotas import QuotaDefaults
+from portsec.store.database import Tx
 from portsec.store.query import ListQuery
+
+Resource = TypeVar("Resource", Network, Subnet, Port)
 
 
 @dataclass(frozen=True)
@@ -17,6 +24,7 @@ class Limits:
     """Configuration that changes what a request may ask for."""
 
     max_allowed_address_pairs: int = DEFAULT_MAX_PAIRS
+    quotas: QuotaDefaults = field(default_factory=QuotaDefaults)
 
 
 def new_id() -> str:
@@ -27,6 +35,19 @@ def check_revision(expected: int | None, current: int) -> None:
     """``If-Match: revision_number=N`` compares with the revision before this request."""
     if expected is not None and expected != current:
         raise errors.RevisionNumberConstraintFailed(expected=expected, current=current)
+
+
+def save_update(
+    tx: Tx, kind: str, old: Resource, new: Resource, write: Callable[[Connection, Resource, Resource], None]
+) -> Resource:
+    """Neutron's revision rule for an update: nothing changed, nothing written (``old`` comes back);
+    else one bump, ``updated_at`` now, the row written and one change-log entry, all in ``tx``."""
+    if new == old:
+        return old
+    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
+    write(tx.conn, old, new)
+    tx.record(kind, new.id, new.project_id, new.revision_number, "update")
+    return new
 
 
 def scope(ctx_project: str, is_admin: bool) -> str | None:
@@ -51,6 +72,34 @@ class Listing:
 
 
 ALL = Listing()
+
+# A filter on an attribute that is no column: whether its values pass a resource's shown value.
+ConstantFilter = Callable[[Sequence[Any]], bool]
+
+
+def first_boolean_is(shown: bool) -> ConstantFilter:
+    """A boolean every resource shows alike (``router:external``): Neutron's hook reads the first value only."""
+    return lambda values: bool(values) and attributes.to_boolean(values[0]) == shown
+
+
+def matches_no_value(_values: Sequence[Any]) -> bool:
+    """A null or an empty list no query value equals (``subnetpool_id``, a port's ``security_groups``)."""
+    return False
+
+
+def split_constant_filters(
+    filters: Mapping[str, Sequence[Any]], constants: Mapping[str, ConstantFilter]
+) -> tuple[dict[str, Sequence[Any]], bool]:
+    """(the filters left for columns, whether the constant ones pass).
+
+    Every constant filter is checked, so a bad value is refused even when another already fails.
+    """
+    remaining = dict(filters)
+    passes = True
+    for name, check in constants.items():
+        if name in remaining:
+            passes = check(remaining.pop(name)) and passes
+    return remaining, passes
 
 
 def list_query(listing: Listing, filters: Mapping[str, Sequence[Any]], columns: Mapping[str, str]) -> ListQuery:

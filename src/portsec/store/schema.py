@@ -99,6 +99,15 @@ allowed_address_pairs = Table(
     Column("ip_address", String(ADDRESS), primary_key=True),
 )
 
+# Per-project quota overrides (Neutron's ``quotas`` table): a project without a row has the configured defaults.
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("project_id", String(NAME), primary_key=True),
+    Column("resource", String(NAME), primary_key=True),
+    Column("limit", Integer, nullable=False),
+)
+
 # The change log: one row per resource change, numbered in commit order, so the
 # data plane can follow "everything after seq N" without missing a change.
 changes = Table(
