@@ -166,7 +166,7 @@ def test_fixed_ip_update_keeps_releases_and_claims(db, admin):
 
 
 def test_projects_do_not_see_each_other(db):
-    alice, bob = Context("alice", False, ("member",)), Context("bob", False, ("member",))
+    alice, bob = Context("alice", False, ("member", "reader")), Context("bob", False, ("member", "reader"))
     net, _ = _setup(db, alice)
     port = _port(db, alice, {"network_id": net.id})
     with db.transaction() as tx:
@@ -182,7 +182,7 @@ def test_projects_do_not_see_each_other(db):
 
 def test_shared_network_member_cannot_set_pairs(db, admin):
     net, _ = _setup(db, admin, {"shared": True})
-    bob = Context("bob", False, ("member",))
+    bob = Context("bob", False, ("member", "reader"))
     port = _port(db, bob, {"network_id": net.id})
     with pytest.raises(errors.PolicyNotAuthorized, match="allowed_address_pairs"):
         _update(db, bob, port.id, {"allowed_address_pairs": [{"ip_address": "1.1.1.1"}]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from portsec.domain.model import Port
+from portsec.service.common import save_update
 from portsec.store import ports as store
 from portsec.store.database import Tx
 
@@ -21,9 +22,4 @@ def report(tx: Tx, port_id: str, status: str, host: str) -> Port | None:
     if old is None:
         return None
     new = replace(old, status=status, host_id=old.host_id or (host if status == ACTIVE else ""))
-    if new == old:
-        return old
-    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
-    store.update(tx.conn, old, new)
-    tx.record("port", new.id, new.project_id, new.revision_number, "update")
-    return new
+    return save_update(tx, "port", old, new, store.update)

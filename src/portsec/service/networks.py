@@ -6,25 +6,39 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from portsec.domain import errors
+from portsec.domain import errors, mtu
 from portsec.domain.attributes import prepare_create, prepare_update
 from portsec.domain.model import Context, Network, Subnet
 from portsec.domain.resources import NETWORK
-from portsec.service import policy
-from portsec.service.common import ALL, Listing, check_revision, list_query, new_id, scope
+from portsec.service import policy, quotas
+from portsec.service.common import (
+    ALL,
+    Limits,
+    Listing,
+    check_revision,
+    first_boolean_is,
+    list_query,
+    new_id,
+    save_update,
+    scope,
+    split_constant_filters,
+)
 from portsec.store import networks as store
 from portsec.store import ports as port_store
 from portsec.store import subnets as subnet_store
 from portsec.store.database import Tx
 
-DEFAULT_MTU = 1500
+DEFAULT_LIMITS = Limits()
 # Neutron attribute -> column, where they differ.
 COLUMNS: Mapping[str, str] = {}
+# Shown alike by every network (portsec has no external networks): a filter on it keeps all or none.
+CONSTANT_FILTERS = {"router:external": first_boolean_is(False)}
 
 
-def create(tx: Tx, ctx: Context, body: Any) -> Network:
+def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> Network:
     values = prepare_create(NETWORK, body, ctx.project_id, ctx.is_admin)
-    policy.check_network_create(ctx, values)
+    quotas.check_create(tx, limits.quotas, values["project_id"], "network")
+    policy.check_network_create(ctx, values, body)
     network = Network(
         id=new_id(),
         project_id=values["project_id"],
@@ -33,7 +47,7 @@ def create(tx: Tx, ctx: Context, body: Any) -> Network:
         status="ACTIVE",
         shared=values["shared"],
         port_security_enabled=values["port_security_enabled"],
-        mtu=DEFAULT_MTU,
+        mtu=mtu.effective(values["mtu"]),
         description=values["description"],
         revision_number=0,
         created_at=tx.now,
@@ -60,32 +74,37 @@ def get_with_subnets(tx: Tx, ctx: Context, network_id: str) -> tuple[Network, li
 
 
 def list_(tx: Tx, ctx: Context, listing: Listing = ALL) -> list[Network]:
-    filters = dict(listing.filters)
+    filters, passes = split_constant_filters(listing.filters, CONSTANT_FILTERS)
     subnet_filter = filters.pop("subnets", None)
     if listing.marker:
         get(tx, ctx, listing.marker)
+    if not passes:
+        return []
     query = list_query(listing, filters, COLUMNS)
     visible = store.visible(scope(ctx.project_id, ctx.is_admin))
-    return store.list_(tx.conn, query, visible, subnet_filter)
+    # The store's scope is the project's networks and the shared ones; the policy also asks the reader role.
+    return [n for n in store.list_(tx.conn, query, visible, subnet_filter) if policy.can_see_network(ctx, n)]
 
 
 def update(tx: Tx, ctx: Context, network_id: str, body: Any, if_revision: int | None = None) -> Network:
     values = prepare_update(NETWORK, body)
     old = get(tx, ctx, network_id, for_update=True)
-    policy.check_network_owner(ctx, old, "update_network", values)
+    policy.check_network_update(ctx, old, values)
     check_revision(if_revision, old.revision_number)
-    new = replace(old, **values)
-    if new == old:
-        return old
-    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
-    store.update(tx.conn, old, new)
-    tx.record("network", new.id, new.project_id, new.revision_number, "update")
-    return new
+    if "mtu" in values:
+        values["mtu"] = _changed_mtu(tx, old, values["mtu"])
+    return save_update(tx, "network", old, replace(old, **values), store.update)
+
+
+def _changed_mtu(tx: Tx, network: Network, requested: int) -> int:
+    """Neutron checks the request against the subnets first, then gives 0 its meaning (the largest)."""
+    mtu.check_change(network.id, requested, (s.ip_version for s in subnet_store.on_network(tx.conn, network.id)))
+    return mtu.effective(requested)
 
 
 def delete(tx: Tx, ctx: Context, network_id: str, if_revision: int | None = None) -> None:
     network = get(tx, ctx, network_id, for_update=True)
-    policy.check_network_owner(ctx, network, "delete_network", {})
+    policy.check_network_delete(ctx, network)
     check_revision(if_revision, network.revision_number)
     if port_store.on_network(tx.conn, network_id):
         raise errors.NetworkInUse(net_id=network_id)

@@ -13,8 +13,20 @@ from portsec.domain.attributes import NOT_SPECIFIED, prepare_create, prepare_upd
 from portsec.domain.model import Context, FixedIp, Network, Port, Subnet, sorted_fixed_ips, sorted_pairs
 from portsec.domain.pairs import with_port_mac
 from portsec.domain.resources import port_spec
-from portsec.service import networks, policy
-from portsec.service.common import ALL, Limits, Listing, check_revision, list_query, new_id, scope
+from portsec.service import networks, policy, quotas
+from portsec.service import subnets as subnet_service
+from portsec.service.common import (
+    ALL,
+    Limits,
+    Listing,
+    check_revision,
+    list_query,
+    matches_no_value,
+    new_id,
+    save_update,
+    scope,
+    split_constant_filters,
+)
 from portsec.store import ports as store
 from portsec.store import subnets as subnet_store
 from portsec.store.database import Tx
@@ -24,6 +36,8 @@ MAC_RETRIES = 16
 DHCP_OWNER = "network:dhcp"
 DEFAULT_LIMITS = Limits()
 COLUMNS: Mapping[str, str] = {"binding:host_id": "host_id", "binding:vnic_type": "vnic_type"}
+# Shown [] by every port (no security groups exist): no group's id is among them.
+CONSTANT_FILTERS = {"security_groups": matches_no_value}
 # Neutron attribute -> Port field, for what a PUT may change directly.
 _UPDATABLE = {
     "name": "name",
@@ -141,12 +155,12 @@ def _automatic(
     return chosen
 
 
-def _subnet_of(tx: Tx, network: Network, subnets: Sequence[Subnet], subnet_id: str) -> Subnet:
+def _subnet_of(tx: Tx, ctx: Context, network: Network, subnets: Sequence[Subnet], subnet_id: str) -> Subnet:
     for subnet in subnets:
         if subnet.id == subnet_id:
             return subnet
-    if subnet_store.get(tx.conn, subnet_id) is None:
-        raise errors.SubnetNotFound(subnet_id=subnet_id)
+    # Not on this network: a subnet the caller may not see is not found, exactly like one that does not exist.
+    subnet_service.get(tx, ctx, subnet_id)
     raise errors.InvalidInput(
         error_message=f"Failed to create port on network {network.id}, "
         f"because fixed_ips included invalid subnet {subnet_id}"
@@ -155,6 +169,7 @@ def _subnet_of(tx: Tx, network: Network, subnets: Sequence[Subnet], subnet_id: s
 
 def _requested(
     tx: Tx,
+    ctx: Context,
     network: Network,
     port: Port,
     requested: list[dict[str, str]],
@@ -172,7 +187,7 @@ def _requested(
         if "ip_address" in entry:
             address = ipam.canonical_ip(entry["ip_address"])
             if "subnet_id" in entry:
-                subnet = _subnet_of(tx, network, subnets, entry["subnet_id"])
+                subnet = _subnet_of(tx, ctx, network, subnets, entry["subnet_id"])
                 if not ipam.in_subnet(address, subnet):
                     raise errors.InvalidIpForSubnet(ip_address=entry["ip_address"])
             else:
@@ -182,7 +197,7 @@ def _requested(
                 subnet = found[0]
             fixed = _claim(tx, subnet, address, port.id)
         elif "subnet_id" in entry:
-            subnet = _subnet_of(tx, network, subnets, entry["subnet_id"])
+            subnet = _subnet_of(tx, ctx, network, subnets, entry["subnet_id"])
             kept = [f for f in port.fixed_ips if f.subnet_id == subnet.id and f not in chosen]
             picked = kept[0] if kept else _from_subnet(tx, subnet, port.id, port.mac_address, owner, taken)
             if picked is None:
@@ -200,8 +215,9 @@ def _requested(
 def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> Port:
     explicit = set(body) if isinstance(body, dict) else set()
     values = prepare_create(port_spec(limits.max_allowed_address_pairs), body, ctx.project_id, ctx.is_admin)
+    quotas.check_create(tx, limits.quotas, values["project_id"], "port")
     network, subnets = networks.get_with_subnets(tx, ctx, values["network_id"])
-    policy.check_port_write(ctx, network, "create_port", values, explicit)
+    policy.check_port_create(ctx, network, values, explicit)
     owner = values["device_owner"]
     enabled = port_security.resolve_on_create(values["port_security_enabled"], owner, network.port_security_enabled)
     groups = [] if values["security_groups"] is NOT_SPECIFIED else values["security_groups"]
@@ -236,7 +252,7 @@ def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> 
     if requested is NOT_SPECIFIED or requested is None:
         fixed_ips = _automatic(tx, network, subnets, port.id, mac, owner, claimed)
     else:
-        fixed_ips = _requested(tx, network, port, requested, owner, subnets)
+        fixed_ips = _requested(tx, ctx, network, port, requested, owner, subnets)
     port = replace(port, fixed_ips=sorted_fixed_ips(fixed_ips))
     store.insert_children(tx.conn, port, skip_ips=claimed)
     tx.record("port", port.id, port.project_id, port.revision_number, "create")
@@ -244,19 +260,27 @@ def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> 
 
 
 def get(tx: Tx, ctx: Context, port_id: str, for_update: bool = False) -> Port:
-    port = store.get(tx.conn, port_id, for_update=for_update)
-    if port is None or not policy.can_see_port(ctx, port):
+    return _get_with_network(tx, ctx, port_id, for_update)[0]
+
+
+def _get_with_network(tx: Tx, ctx: Context, port_id: str, for_update: bool = False) -> tuple[Port, Network]:
+    """The port, if the caller may see it, with its network (whose owner may see it too), in one query."""
+    found = store.get_with_network(tx.conn, port_id, for_update=for_update)
+    if found is None or not policy.can_see_port(ctx, *found):
         raise errors.PortNotFound(port_id=port_id)
-    return port
+    return found
 
 
 def list_(tx: Tx, ctx: Context, listing: Listing = ALL) -> list[Port]:
-    filters = dict(listing.filters)
+    policy.check_port_filters(ctx, listing.filters)
+    filters, passes = split_constant_filters(listing.filters, CONSTANT_FILTERS)
     fixed_ip_filters = _fixed_ip_filters(filters.pop("fixed_ips", []))
     if "mac_address" in filters:
         filters["mac_address"] = [_normalized_or_same(m) for m in filters["mac_address"]]
     if listing.marker:
         get(tx, ctx, listing.marker)
+    if not passes or not policy.reads_projects(ctx):
+        return []  # get_port asks the reader role of the port's project or of its network's
     query = list_query(listing, filters, COLUMNS)
     return store.list_(tx.conn, query, store.visible(scope(ctx.project_id, ctx.is_admin)), fixed_ip_filters)
 
@@ -283,14 +307,9 @@ def _fixed_ip_filters(entries: Sequence[Any]) -> dict[str, list[str]]:
 def update(
     tx: Tx, ctx: Context, port_id: str, body: Any, if_revision: int | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Port:
-    explicit = set(body) if isinstance(body, dict) else set()
     values = prepare_update(port_spec(limits.max_allowed_address_pairs), body)
-    # The port locked, with its network (a port's network cannot go while the port exists), in one query.
-    found = store.get_for_update_with_network(tx.conn, port_id)
-    if found is None or not policy.can_see_port(ctx, found[0]):
-        raise errors.PortNotFound(port_id=port_id)
-    old, network = found
-    policy.check_port_write(ctx, network, "update_port", values, explicit)
+    old, network = _get_with_network(tx, ctx, port_id, for_update=True)
+    policy.check_port_update(ctx, old, network, values)
     check_revision(if_revision, old.revision_number)
     enabled = values.get("port_security_enabled", old.port_security_enabled)
     port_security.check_update(enabled, values, bool(old.allowed_address_pairs))
@@ -304,21 +323,17 @@ def update(
         same = requested is not None and normalize_mac(requested) == old.mac_address
         new = replace(new, mac_address=old.mac_address if same else _choose_mac(tx, old.network_id, requested))
     if "fixed_ips" in values:
-        fixed = _requested(tx, network, new, values["fixed_ips"] or [], new.device_owner)
+        fixed = _requested(tx, ctx, network, new, values["fixed_ips"] or [], new.device_owner)
         new = replace(new, fixed_ips=sorted_fixed_ips(fixed))
     if "allowed_address_pairs" in values:
         pairs = with_port_mac(values["allowed_address_pairs"], new.mac_address)
         new = replace(new, allowed_address_pairs=sorted_pairs(pairs))
-    if new == old:
-        return old  # nothing changed: no revision bump, no change-log entry
-    new = replace(new, revision_number=old.revision_number + 1, updated_at=tx.now)
-    store.update(tx.conn, old, new)
-    tx.record("port", new.id, new.project_id, new.revision_number, "update")
-    return new
+    return save_update(tx, "port", old, new, store.update)
 
 
 def delete(tx: Tx, ctx: Context, port_id: str, if_revision: int | None = None) -> None:
-    port = get(tx, ctx, port_id, for_update=True)
+    port, network = _get_with_network(tx, ctx, port_id, for_update=True)
+    policy.check_port_delete(ctx, port, network)
     check_revision(if_revision, port.revision_number)
     store.delete(tx.conn, port_id)
     tx.record("port", port.id, port.project_id, port.revision_number, "delete")

@@ -38,12 +38,6 @@ _DELETE_IP = ip_allocations.delete().where(
 _DELETE_PAIRS = allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == sa.bindparam("old_port_id"))
 
 
-def insert(conn: Connection, port: Port) -> None:
-    conn.execute(ports.insert().values(**_values(port)))
-    _insert_ips(conn, port.id, port.fixed_ips)
-    _insert_pairs(conn, port.id, port.allowed_address_pairs)
-
-
 @cache
 def _insert_or_nothing_stmt(dialect_name: str, table: sa.Table, conflict: tuple[str, ...]) -> Any:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
@@ -76,21 +70,6 @@ def insert_children(conn: Connection, port: Port, skip_ips: Sequence[FixedIp] = 
     """A new port's allocations (but those already claimed) and pairs."""
     _insert_ips(conn, port.id, [f for f in port.fixed_ips if f not in skip_ips])
     _insert_pairs(conn, port.id, port.allowed_address_pairs)
-
-
-def insert_many(conn: Connection, batch: Sequence[Port]) -> None:
-    """Bulk create: three executemany statements whatever the number of ports."""
-    conn.execute(ports.insert(), [_values(p) for p in batch])
-    ips = [{"port_id": p.id, "subnet_id": f.subnet_id, "ip_address": f.ip_address} for p in batch for f in p.fixed_ips]
-    pairs = [
-        {"port_id": p.id, "mac_address": a.mac_address, "ip_address": a.ip_address}
-        for p in batch
-        for a in p.allowed_address_pairs
-    ]
-    if ips:
-        conn.execute(ip_allocations.insert(), ips)
-    if pairs:
-        conn.execute(allowed_address_pairs.insert(), pairs)
 
 
 def _insert_ips(conn: Connection, port_id: str, ips: Sequence[FixedIp]) -> None:
@@ -157,21 +136,21 @@ def get(conn: Connection, port_id: str, for_update: bool = False) -> Port | None
     return None if row is None else _assemble(conn, [row._mapping])[0]
 
 
-# The port locked (its row only: FOR UPDATE OF ports) with its network and the
-# network's subnet ids, one row per subnet; network columns are prefixed "net_".
+# The port with its network and the network's subnet ids, one row per subnet;
+# network columns are prefixed "net_". For update, only the port's row is locked.
 _GET_WITH_NETWORK = (
     sa.select(ports, *[c.label(f"net_{c.name}") for c in networks.c], subnets.c.id.label("net_subnet_id"))
     .join(networks, networks.c.id == ports.c.network_id)
     .outerjoin(subnets, subnets.c.network_id == networks.c.id)
     .where(ports.c.id == sa.bindparam("port_id"))
     .order_by(subnets.c.id)
-    .with_for_update(of=ports)
 )
+_GET_WITH_NETWORK_FOR_UPDATE = _GET_WITH_NETWORK.with_for_update(of=ports)
 
 
-def get_for_update_with_network(conn: Connection, port_id: str) -> tuple[Port, Network] | None:
-    """``get(for_update=True)`` and ``networks.get`` of its network, in one round trip for both rows."""
-    rows = conn.execute(_GET_WITH_NETWORK, {"port_id": port_id}).all()
+def get_with_network(conn: Connection, port_id: str, for_update: bool = False) -> tuple[Port, Network] | None:
+    """``get`` and ``networks.get`` of its network, in one round trip for both rows (only the port locked)."""
+    rows = conn.execute(_GET_WITH_NETWORK_FOR_UPDATE if for_update else _GET_WITH_NETWORK, {"port_id": port_id}).all()
     if not rows:
         return None
     first = rows[0]._mapping
@@ -184,7 +163,11 @@ def get_for_update_with_network(conn: Connection, port_id: str) -> tuple[Port, N
 
 
 def visible(project_id: str | None) -> ColumnElement[bool]:
-    return sa.true() if project_id is None else ports.c.project_id == project_id
+    """A project sees its ports and every port on its networks (Neutron's get_port); None means all (admin)."""
+    if project_id is None:
+        return sa.true()
+    own_networks = sa.select(networks.c.id).where(networks.c.project_id == project_id)
+    return sa.or_(ports.c.project_id == project_id, ports.c.network_id.in_(own_networks))
 
 
 def list_(
@@ -249,3 +232,15 @@ def used_ips(conn: Connection, subnet_id: str) -> set[str]:
 def on_network(conn: Connection, network_id: str) -> int:
     stmt = sa.select(sa.func.count()).select_from(ports).where(ports.c.network_id == network_id)
     return int(conn.execute(stmt).scalar_one())
+
+
+def ids_on_subnet(conn: Connection, subnet_id: str) -> list[tuple[str, str]]:
+    """(port id, device_owner) of each port with an address on the subnet, in id order (the order they lock in)."""
+    stmt = (
+        sa.select(ports.c.id, ports.c.device_owner)
+        .join(ip_allocations, ip_allocations.c.port_id == ports.c.id)
+        .where(ip_allocations.c.subnet_id == subnet_id)
+        .distinct()
+        .order_by(ports.c.id)
+    )
+    return [(row.id, row.device_owner) for row in conn.execute(stmt)]
