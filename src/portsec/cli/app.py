@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -12,8 +13,9 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, networks, parsing, ports, serve, subnets, trace
+from portsec.cli import agent, networks, parsing, ports, quotas, serve, subnets, trace
 from portsec.cli.find import CommandError
+from portsec.cli.lint import PairLint
 from portsec.domain.errors import NeutronError
 from portsec.domain.model import DEFAULT_PROJECT_ID, Context
 from portsec.domain.pairs import DEFAULT_MAX_PAIRS
@@ -38,9 +40,13 @@ COMMANDS: dict[str, type[Command]] = {
     "port delete": ports.DeletePort,
     "port-update": ports.LegacyPortUpdate,
     "port drops": agent.PortDrops,
+    "quota show": quotas.ShowQuota,
+    "quota set": quotas.SetQuota,
+    "quota delete": quotas.DeleteQuota,
     "agent": agent.RunAgent,
     "serve": serve.Serve,
     "trace": trace.Trace,
+    "pair lint": PairLint,
 }
 
 
@@ -81,6 +87,7 @@ class PortsecApp(App):
             default=os.environ.get("PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS", str(DEFAULT_MAX_PAIRS)),
             help=f"Most pairs a port may have (default {DEFAULT_MAX_PAIRS}; env PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS)",
         )  # fmt: skip
+        quotas.add_default_options(parser)
         auth = parser.add_argument_group(
             "identity", "Password auth against a Keystone v3 endpoint (portsec serve --identity-config, or a cloud's). "
             "The OS_* variables count when an endpoint is set; --os-auth-url alone takes the network endpoint from "
@@ -130,9 +137,17 @@ class PortsecApp(App):
 
             db = Database(self.options.database_url)
             db.migrate()
-            limits = Limits(max_allowed_address_pairs=self.options.max_allowed_address_pairs)
+            limits = Limits(self.options.max_allowed_address_pairs, quotas.defaults_of(self.options))
             self._client = EmbeddedClient(db, Context.admin(self.options.project_id), limits)
         return self._client
+
+    def configure_logging(self) -> None:
+        super().configure_logging()
+        # httpx logs each request at INFO, cliff's default console level: a user sees those lines only with
+        # -vv / --debug, as the openstack client shows its HTTP traffic only in debug mode.
+        level = logging.NOTSET if self.options.verbose_level >= 2 else logging.WARNING
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(level)
 
     def prepare_to_run_command(self, cmd: Command) -> None:
         take_action = cmd.take_action
