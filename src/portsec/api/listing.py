@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from portsec.domain import errors
+from portsec.service import policy
 from portsec.service.common import Listing
 
 MAX_LIMIT = 2**31 - 1  # any larger page is "everything"; SQL drivers refuse larger numbers
-RESERVED = frozenset({"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"})
 _STANDARD = ("id", "name", "tenant_id", "project_id", "description", "revision_number")
 
 FILTERABLE = {
@@ -28,6 +28,7 @@ FILTERABLE = {
             "ipv6_ra_mode",
             "ipv6_address_mode",
             "subnetpool_id",
+            "shared",  # hidden, and filterable: the network's
         }
     ),
     "port": frozenset(
@@ -91,7 +92,7 @@ def parse(resource: str, items: Sequence[tuple[str, str]]) -> tuple[Listing, lis
             filters.setdefault(key, []).append(value)
     bad = sorted(set(filters) - FILTERABLE[resource])
     if bad:
-        raise errors.HTTPBadRequest(f"{bad} is invalid attribute for filtering")
+        raise policy.unknown_filters(bad)
     if len(keys) != len(dirs):
         raise errors.HTTPBadRequest("The number of sort_keys and sort_dirs must be same")
     bad = [d for d in dirs if d not in ("asc", "desc")]

@@ -16,6 +16,7 @@ from portsec.cli.parsing import enable_disable
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--description", help="Set network description")
+    parser.add_argument("--mtu", metavar="<mtu>", help="Set network mtu")
     enable_disable(parser, "network", "admin_state_up", "--enable", "--disable")
     enable_disable(parser, "sharing of the network", "shared", "--share", "--no-share")
     enable_disable(
@@ -26,7 +27,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _attrs(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("name", "description", "admin_state_up", "shared", "port_security_enabled")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    attrs = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if args.mtu:  # as the openstack client: the text goes as given, the server converts it
+        attrs["mtu"] = args.mtu
+    return attrs
 
 
 class CreateNetwork(ShowOne):

@@ -45,6 +45,10 @@ def _fixed_ips_error(data: Any) -> str | None:
     return None
 
 
+def _non_negative(data: Any) -> str | None:
+    return f"'{data}' should be non-negative" if data < 0 else None
+
+
 def _ip_or_none_error(data: Any) -> str | None:
     return None if data is None else ip_error(data)
 
@@ -119,7 +123,7 @@ NETWORK = ResourceSpec(
         Attr("status", post=False, put=False),
         Attr("shared", default=False, convert=a.to_boolean),
         Attr("port_security_enabled", default=True, convert=a.to_boolean),
-        Attr("mtu", post=False, put=False),
+        Attr("mtu", default=0, convert=a.to_int, validate=_non_negative),  # net-mtu-writable
         Attr("router:external", post=False, put=False),
         *_STANDARD,
     ),

@@ -23,8 +23,11 @@ class ListQuery:
 
 
 def filter_clauses(table: sa.Table, filters: Mapping[str, Sequence[Any]]) -> list[ColumnElement[bool]]:
-    """A filter on something the table does not hold (say, security groups) matches nothing."""
-    return [table.c[key].in_(list(values)) if key in table.c else sa.false() for key, values in filters.items()]
+    """Column filters only: the services answer filters on other attributes (a wrong guess here hid resources)."""
+    unknown = sorted(set(filters) - set(table.c.keys()))
+    if unknown:
+        raise ValueError(f"{table.name} has no column for the filters {unknown}")
+    return [table.c[key].in_(list(values)) for key, values in filters.items()]
 
 
 def _order(table: sa.Table, query: ListQuery) -> list[tuple[sa.Column[Any], bool]]:

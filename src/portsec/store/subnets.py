@@ -54,8 +54,14 @@ def visible(project_id: str | None) -> ColumnElement[bool]:
     return sa.or_(subnets.c.project_id == project_id, subnets.c.network_id.in_(shared))
 
 
-def list_(conn: Connection, query: ListQuery, scope: ColumnElement[bool]) -> list[Subnet]:
+def list_(
+    conn: Connection, query: ListQuery, scope: ColumnElement[bool], network_shared: bool | None = None
+) -> list[Subnet]:
+    """``network_shared``: only the subnets of networks whose ``shared`` is that (None: any)."""
     stmt = sa.select(subnets).where(scope, *filter_clauses(subnets, query.filters))
+    if network_shared is not None:
+        of_networks = sa.select(networks.c.id).where(networks.c.shared.is_(network_shared))
+        stmt = stmt.where(subnets.c.network_id.in_(of_networks))
     rows = fetch_page(conn, stmt, subnets, query)
     return [subnet_row(r._mapping) for r in rows]
 
