@@ -6,7 +6,6 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -23,9 +22,9 @@ from portsec.api import quotas as quota_routes
 from portsec.api.auth import Auth, NoAuth, TokenAuth
 from portsec.api.limits import MAX_BULK_ITEMS, BodyLimit
 from portsec.domain import errors
-from portsec.domain.model import Context
-from portsec.service import networks, ports, quotas, subnets, views
+from portsec.service import quotas
 from portsec.service.common import Limits
+from portsec.service.registry import RESOURCES, Resource
 from portsec.store.database import Database
 
 LOG = logging.getLogger(__name__)
@@ -63,27 +62,7 @@ EXTENSIONS = [
 ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class _Resource:
-    name: str
-    plural: str
-    service: Any
-    view: Callable[[Any, Context], dict[str, Any]]
-    not_found: Callable[[str], errors.NeutronError]
-
-
-RESOURCES = [
-    _Resource(
-        "network", "networks", networks, lambda n, _ctx: views.network(n), lambda i: errors.NetworkNotFound(net_id=i)
-    ),
-    _Resource(
-        "subnet", "subnets", subnets, lambda s, _ctx: views.subnet(s), lambda i: errors.SubnetNotFound(subnet_id=i)
-    ),
-    _Resource("port", "ports", ports, views.port, lambda i: errors.PortNotFound(port_id=i)),
-]
-
-
-def _no_nul(r: _Resource, request: Request, item_id: str | None = None) -> None:
+def _no_nul(r: Resource, request: Request, item_id: str | None = None) -> None:
     """No id holds a NUL and no column can compare with one (PostgreSQL refuses it): answer before the store."""
     if item_id is not None and "\x00" in item_id:
         raise r.not_found(item_id)
@@ -206,9 +185,6 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
             500, "HTTPInternalServerError", "Request Failed: internal server error while processing your request."
         )
 
-    def extra(resource: _Resource) -> dict[str, Any]:
-        return {"limits": limits} if resource.name == "port" else {}
-
     @app.get("/", tags=["discovery"], summary="API versions (no token needed)", responses={200: _JSON})
     def versions(request: Request) -> JSONResponse:
         href = str(request.base_url) + "v2.0/"
@@ -225,7 +201,7 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
             {
                 "resources": [
                     {"name": r.name, "collection": r.plural, "links": [{"rel": "self", "href": base + r.plural}]}
-                    for r in RESOURCES
+                    for r in RESOURCES.values()
                 ]
             }
         )
@@ -257,8 +233,8 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
         return _error(404, "HTTPNotFound", f"Extension {alias} not found.")
 
     threads = DatabaseThreads(db)
-    for resource in RESOURCES:
-        _routes(app, threads, auth, resource, extra(resource), limits)
+    for resource in RESOURCES.values():
+        _routes(app, threads, auth, resource, limits)
     quota_routes.install(app, threads, auth, limits.quotas, _body)
     auth.install(app)
 
@@ -281,9 +257,7 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
     return app
 
 
-def _routes(
-    app: FastAPI, threads: DatabaseThreads, auth: Auth, r: _Resource, extra: dict[str, Any], limits: Limits
-) -> None:
+def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, limits: Limits) -> None:
     db = threads.db
     base = f"/v2.0/{r.plural}"
     tags: list[str | Enum] = [r.plural]
@@ -382,7 +356,7 @@ def _routes(
 
         def respond(deadline: float) -> JSONResponse:
             item = db.run(
-                lambda tx: r.service.update(tx, ctx, item_id, body[r.name], if_revision=revision, **extra),
+                lambda tx: r.update(tx, ctx, item_id, body[r.name], limits, revision),
                 deadline=deadline,
             )
             return JSONResponse({r.name: r.view(item, ctx)})

@@ -10,9 +10,9 @@ from cliff.command import Command
 
 from portsec import faults
 from portsec.domain import errors
+from portsec.domain.resources import PLURALS
 
 LOG = logging.getLogger(__name__)
-PLURALS = {"network": "networks", "subnet": "subnets", "port": "ports"}
 
 
 class CommandError(Exception):

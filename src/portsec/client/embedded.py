@@ -6,27 +6,14 @@ same dicts whether it runs embedded or against a server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from portsec.domain.model import Context
-from portsec.service import networks, ports, quotas, subnets, views
+from portsec.service import quotas
 from portsec.service.common import Limits, Listing
+from portsec.service.registry import RESOURCES
 from portsec.store.database import Database
-
-
-@dataclass(frozen=True)
-class _Resource:
-    service: Any
-    view: Callable[[Any, Context], dict[str, Any]]
-
-
-_RESOURCES = {
-    "network": _Resource(networks, lambda n, _ctx: views.network(n)),
-    "subnet": _Resource(subnets, lambda s, _ctx: views.subnet(s)),
-    "port": _Resource(ports, views.port),
-}
 
 
 class EmbeddedClient:
@@ -35,32 +22,29 @@ class EmbeddedClient:
         self.ctx = ctx
         self.limits = limits or Limits()
 
-    def _extra(self, resource: str) -> dict[str, Any]:
-        return {"limits": self.limits} if resource == "port" else {}
-
     def create(self, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        r = _RESOURCES[resource]
+        r = RESOURCES[resource]
         made = self.db.run(lambda tx: r.service.create(tx, self.ctx, dict(body), self.limits))
         return r.view(made, self.ctx)
 
     def get(self, resource: str, resource_id: str) -> dict[str, Any]:
-        r = _RESOURCES[resource]
+        r = RESOURCES[resource]
         with self.db.transaction(write=False) as tx:
             return r.view(r.service.get(tx, self.ctx, resource_id), self.ctx)
 
     def list(self, resource: str, filters: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
-        r = _RESOURCES[resource]
+        r = RESOURCES[resource]
         with self.db.transaction(write=False) as tx:
             return [r.view(item, self.ctx) for item in r.service.list_(tx, self.ctx, Listing(filters=filters or {}))]
 
     def update(self, resource: str, resource_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        r = _RESOURCES[resource]
-        item = self.db.run(lambda tx: r.service.update(tx, self.ctx, resource_id, dict(body), **self._extra(resource)))
+        r = RESOURCES[resource]
+        item = self.db.run(lambda tx: r.update(tx, self.ctx, resource_id, dict(body), self.limits, None))
         return r.view(item, self.ctx)
 
     def delete(self, resource: str, resource_id: str) -> None:
         with self.db.transaction() as tx:
-            _RESOURCES[resource].service.delete(tx, self.ctx, resource_id)
+            RESOURCES[resource].service.delete(tx, self.ctx, resource_id)
 
     def project_id(self) -> str:
         return self.ctx.project_id

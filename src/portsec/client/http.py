@@ -8,9 +8,8 @@ from urllib.parse import quote
 
 import httpx
 
+from portsec.domain.resources import PLURALS
 from portsec.faults import remote_error
-
-PLURALS = {"network": "networks", "subnet": "subnets", "port": "ports"}
 
 
 def _raise_for(response: httpx.Response) -> None:

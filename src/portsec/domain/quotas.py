@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from portsec.domain import errors
+from portsec.domain.resources import PLURALS
 
-RESOURCES = ("network", "subnet", "port")
+RESOURCES = tuple(PLURALS)  # every resource portsec serves has a quota
 UNLIMITED = -1
 MAX_LIMIT = 2**31 - 1  # neutron_lib.db.constants.DB_INTEGER_MAX_VALUE
 PROJECT_ID_MAX_LEN = 255

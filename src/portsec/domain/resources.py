@@ -14,6 +14,7 @@ from portsec.domain.addresses import ip_error, is_multicast_mac, mac_error, subn
 from portsec.domain.attributes import NOT_SPECIFIED, REQUIRED, Attr, ResourceSpec
 from portsec.domain.pairs import DEFAULT_MAX_PAIRS, validate_pairs
 
+PLURALS = {"network": "networks", "subnet": "subnets", "port": "ports"}  # resource -> collection
 VNIC_TYPES = (
     "normal", "direct", "macvtap", "baremetal", "direct-physical",
     "virtio-forwarder", "smart-nic", "vdpa", "remote-managed",
