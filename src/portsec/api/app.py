@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -25,7 +26,7 @@ from portsec.domain import errors
 from portsec.service import quotas
 from portsec.service.common import Limits
 from portsec.service.registry import RESOURCES, Resource
-from portsec.store.database import Database
+from portsec.store.database import Database, Run, WouldWait
 
 LOG = logging.getLogger(__name__)
 
@@ -121,9 +122,18 @@ class DatabaseThreads:
         """``respond(deadline)`` in a reader thread: its database calls, and its answer (views, JSON)."""
         return await anyio.to_thread.run_sync(respond, self.db.deadline(), limiter=self._reads)
 
-    async def write(self, respond: Callable[[float], R]) -> R:
-        """``respond(deadline)`` in a writer thread."""
-        return await anyio.to_thread.run_sync(respond, self.db.deadline(), limiter=self._writes)
+    async def write(self, respond: Callable[[Run], R], at_once: bool = True) -> R:
+        """``respond(run)``, whose ``run(work)`` is its write transaction: on the event loop when the
+        database is free (Database.run_at_once: the work and nothing else, no thread hand-off, which
+        costs a single write about as much as the write itself), else in a writer thread that may wait
+        until the request's deadline. ``at_once=False`` (a bulk create: long work) goes to the thread."""
+        deadline = self.db.deadline()
+        if at_once:
+            try:
+                return respond(self.db.run_at_once)
+            except WouldWait:
+                pass  # rolled back: nothing of it stays
+        return await anyio.to_thread.run_sync(respond, partial(self.db.run, deadline=deadline), limiter=self._writes)
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -330,12 +340,12 @@ def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, lim
             raise errors.HTTPBadRequest(f"Unable to find '{r.name}' in request body")
         _only(body, r.plural if bulk else r.name)
 
-        def respond(deadline: float) -> JSONResponse:
-            made = db.run(lambda tx: [r.service.create(tx, ctx, item, limits) for item in requests], deadline=deadline)
+        def respond(run: Run) -> JSONResponse:
+            made = run(lambda tx: [r.service.create(tx, ctx, item, limits) for item in requests])
             views = [r.view(item, ctx) for item in made]
             return JSONResponse({r.plural: views} if bulk else {r.name: views[0]}, status_code=201)
 
-        return await threads.write(respond)
+        return await threads.write(respond, at_once=not bulk)
 
     @app.put(
         base + "/{item_id}",
@@ -354,11 +364,8 @@ def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, lim
         _only(body, r.name)
         revision = _if_match(request.headers.get("if-match"))
 
-        def respond(deadline: float) -> JSONResponse:
-            item = db.run(
-                lambda tx: r.update(tx, ctx, item_id, body[r.name], limits, revision),
-                deadline=deadline,
-            )
+        def respond(run: Run) -> JSONResponse:
+            item = run(lambda tx: r.update(tx, ctx, item_id, body[r.name], limits, revision))
             return JSONResponse({r.name: r.view(item, ctx)})
 
         return await threads.write(respond)
@@ -379,8 +386,8 @@ def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, lim
             raise errors.HTTPBadRequest("Request body is not supported in DELETE.")
         revision = _if_match(request.headers.get("if-match"))
 
-        def respond(deadline: float) -> Response:
-            db.run(lambda tx: r.service.delete(tx, ctx, item_id, if_revision=revision), deadline=deadline)
+        def respond(run: Run) -> Response:
+            run(lambda tx: r.service.delete(tx, ctx, item_id, if_revision=revision))
             return Response(status_code=204)
 
         return await threads.write(respond)

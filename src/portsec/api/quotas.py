@@ -13,6 +13,7 @@ from portsec.api import openapi
 from portsec.api.auth import Auth
 from portsec.domain.quotas import QuotaDefaults
 from portsec.service import quotas
+from portsec.store.database import Run
 
 if TYPE_CHECKING:  # the app module registers these routes: no import cycle at run time
     from portsec.api.app import DatabaseThreads
@@ -113,9 +114,8 @@ def install(
         quotas.check_update(ctx)  # Neutron refuses a non-admin before it reads the body
         body = await read_body(request)
 
-        def respond(deadline: float) -> JSONResponse:
-            found = db.run(lambda tx: quotas.update(tx, ctx, defaults, project_id, body), deadline=deadline)
-            return JSONResponse({"quota": found})
+        def respond(run: Run) -> JSONResponse:
+            return JSONResponse({"quota": run(lambda tx: quotas.update(tx, ctx, defaults, project_id, body))})
 
         return await threads.write(respond)
 
@@ -130,8 +130,8 @@ def install(
     async def delete_quota(project_id: str, request: Request) -> Response:
         ctx = auth.context(request)
 
-        def respond(deadline: float) -> Response:
-            db.run(lambda tx: quotas.delete(tx, ctx, project_id), deadline=deadline)
+        def respond(run: Run) -> Response:
+            run(lambda tx: quotas.delete(tx, ctx, project_id))
             return Response(status_code=204)
 
         return await threads.write(respond)

@@ -42,7 +42,6 @@ def check_create(tx: Tx, defaults: QuotaDefaults, project_id: str, resource: str
     bulk that does not fit fails on its first item over the limit and rolls back whole.
     """
     default = getattr(defaults, resource)
-    store.lock_if_limited(tx.conn, project_id, resource, default)
     limit, used = store.limit_and_usage(tx.conn, project_id, resource, default)
     if rules.over(limit, used):
         raise errors.OverQuota(overs=[resource])

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import platformdirs
 import sqlalchemy as sa
@@ -47,7 +47,13 @@ OVERFLOW = 4  # with 4 workers, 80 PostgreSQL sessions at most: under its defaul
 # each wait on its own, and one create can wait on several locks. One that is not keeps the connection's
 # own limit and needs no statement to set it.
 LATE_MS = 250
+# PostgreSQL's lock_timeout of a transaction that must not wait (0 would mean no limit at all).
+AT_ONCE_LOCK_MS = 1
 T = TypeVar("T")
+
+
+class WouldWait(Exception):
+    """A transaction that may not wait met a lock held elsewhere, a lost race or a dead connection."""
 
 
 def default_url() -> str:
@@ -93,6 +99,10 @@ class Tx:
 
     def record(self, resource: str, resource_id: str, project_id: str, revision: int, operation: str) -> None:
         self.changes.append(Change(resource, resource_id, project_id, revision, operation))
+
+
+# A way to run work in one write transaction: Database.run (may wait) or Database.run_at_once (may not).
+Run = Callable[[Callable[[Tx], Any]], Any]
 
 
 def _sqlite_connect(wait_ms: int) -> Callable[..., None]:
@@ -187,13 +197,22 @@ class Database:
         pool = {"pool_size": self.readers + self.writers, "max_overflow": OVERFLOW, "pool_timeout": self.wait}
         self.engine: Engine = sa.create_engine(self.url, **({} if in_memory else pool))  # type: ignore[arg-type]
         self._wait_ms = max(1, round(self.wait * 1000))
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_connect(self._wait_ms))
-            sa.event.listen(self.engine, "begin", _sqlite_begin)
-        elif self.engine.dialect.name == "postgresql":
-            sa.event.listen(self.engine, "do_connect", _postgresql_connect(self._wait_ms, max(2, math.ceil(self.wait))))
-            sa.event.listen(self.engine, "before_cursor_execute", _postgresql_statement)
+        self._listen(self.engine, self._wait_ms)
+        # One connection that never waits for a lock (see run_at_once); an in-memory SQLite would be another database.
+        self._at_once: Engine | None = None
+        if not in_memory:
+            self._at_once = sa.create_engine(self.url, pool_size=1, max_overflow=0, pool_timeout=0)
+            self._listen(self._at_once, 0 if backend == "sqlite" else AT_ONCE_LOCK_MS)
         self._rng = random.Random()
+
+    def _listen(self, engine: Engine, lock_wait_ms: int) -> None:
+        if engine.dialect.name == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_connect(lock_wait_ms))
+            sa.event.listen(engine, "begin", _sqlite_begin)
+        elif engine.dialect.name == "postgresql":
+            connect_timeout = max(2, math.ceil(self.wait))
+            sa.event.listen(engine, "do_connect", _postgresql_connect(lock_wait_ms, connect_timeout))
+            sa.event.listen(engine, "before_cursor_execute", _postgresql_statement)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; cheap when it is there already."""
@@ -241,13 +260,36 @@ class Database:
                         raise
         raise AssertionError("unreachable")
 
+    def run_at_once(self, work: Callable[[Tx], T]) -> T:
+        """``work`` in one write transaction that waits for no lock: WouldWait instead of any wait.
+
+        What the API runs on its event loop (portsec.api.app): a write that finds
+        the database free costs only its own work there, no thread hand-off; one
+        that would wait for a lock (SQLite's write lock held by another process,
+        a PostgreSQL row or table lock), lost a race or met a dead connection is
+        rolled back and raises WouldWait, and the caller runs it again with
+        ``run``, where waiting is harmless.
+        """
+        if self._at_once is None:
+            raise WouldWait()
+        try:
+            with self._transaction(True, time.monotonic(), self._at_once) as tx:
+                return work(tx)
+        except _ERRORS as err:
+            if _unavailable(err) or (isinstance(err, sa.exc.DBAPIError) and _raced(err)):
+                raise WouldWait() from err
+            raise
+
     def _or_now(self, deadline: float | None) -> float:
         return self.deadline() if deadline is None else deadline
 
     @contextmanager
-    def _transaction(self, write: bool, deadline: float) -> Iterator[Tx]:
-        options = {"portsec_write": write, "portsec_budget": _LockBudget(deadline, self._wait_ms)}
-        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+    def _transaction(self, write: bool, deadline: float, engine: Engine | None = None) -> Iterator[Tx]:
+        options: dict[str, Any] = {"portsec_write": write}
+        if engine is None:
+            engine = self.engine
+            options["portsec_budget"] = _LockBudget(deadline, self._wait_ms)
+        with engine.connect().execution_options(**options) as conn, conn.begin():
             tx = Tx(conn=conn, now=now(), rng=self._rng)  # type: ignore[arg-type]
             yield tx
             _write_changes(tx)
@@ -267,6 +309,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._at_once is not None:
+            self._at_once.dispose()
 
 
 # What a transaction can fail with: the driver's errors (wrapped), and no pooled connection in time.

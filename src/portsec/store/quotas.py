@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections import defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -29,11 +30,6 @@ def _project_key(project_id: str) -> int:
     return key - 2**32 if key >= 2**31 else key
 
 
-def _override(project_id: str, resource: str) -> sa.ScalarSelect[int]:
-    query = sa.select(quotas.c.limit).where(quotas.c.project_id == project_id, quotas.c.resource == resource)
-    return query.scalar_subquery()
-
-
 def _count(project_id: str, resource: str) -> sa.ScalarSelect[int]:
     table = _TABLES[resource]
     return sa.select(sa.func.count()).select_from(table).where(table.c.project_id == project_id).scalar_subquery()
@@ -45,22 +41,46 @@ def lock(conn: Connection, project_id: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(QUOTA_LOCK, _project_key(project_id))))
 
 
-def lock_if_limited(conn: Connection, project_id: str, resource: str, default: int) -> None:
-    """``lock``, in the same round trip as the look-up, unless the resource is unlimited for the project."""
-    if conn.dialect.name != "postgresql":
-        return
-    limit = sa.func.coalesce(_override(project_id, resource), default)
-    take = sa.select(sa.func.pg_advisory_xact_lock(QUOTA_LOCK, _project_key(project_id))).where(limit != UNLIMITED)
-    conn.execute(take)
+def _limit(resource: str) -> sa.ColumnElement[int]:
+    """The limit of ``:project_id`` for ``resource``: its own, else ``:default``."""
+    override = sa.select(quotas.c.limit).where(
+        quotas.c.project_id == sa.bindparam("project_id"), quotas.c.resource == resource
+    )
+    return sa.func.coalesce(override.scalar_subquery(), sa.bindparam("default"))
+
+
+def _create_statements(resource: str) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """Built once per resource, since every create runs them.
+
+    PostgreSQL, two statements: the limit, taking the project's lock in the same
+    round trip unless the limit is -1; then, only when limited, the count, in a
+    snapshot taken after the lock (READ COMMITTED: one per statement), so it sees
+    every create that held the lock before. SQLite, one: its writer holds the
+    database's write lock already; the count sits in a CASE, which is evaluated
+    only when the limit is not -1.
+    """
+    table = _TABLES[resource]
+    limit = _limit(resource)
+    lock = sa.select(sa.func.pg_advisory_xact_lock(QUOTA_LOCK, sa.bindparam("key"))).where(limit != UNLIMITED)
+    count = sa.select(sa.func.count()).select_from(table).where(table.c.project_id == sa.bindparam("project_id"))
+    both = sa.select(limit, sa.case((limit == UNLIMITED, 0), else_=count.scalar_subquery()))
+    return sa.select(limit, lock.scalar_subquery()), count, both
+
+
+_CREATE = {resource: _create_statements(resource) for resource in RESOURCES}
 
 
 def limit_and_usage(conn: Connection, project_id: str, resource: str, default: int) -> tuple[int, int]:
-    """The project's limit for ``resource`` and how many it has (this transaction's own rows included)."""
-    row = conn.execute(
-        sa.select(sa.func.coalesce(_override(project_id, resource), default), _count(project_id, resource))
-    )
-    limit, used = row.one()
-    return int(limit), int(used)
+    """The project's limit for ``resource`` and how many it has (this transaction's own rows included;
+    0 when the limit is -1, since nothing is over it). On PostgreSQL the project stays locked until commit
+    unless unlimited."""
+    limit_and_lock, count, both = _CREATE[resource]
+    params = {"project_id": project_id, "default": default}
+    if conn.dialect.name != "postgresql":
+        limit, used = conn.execute(both, params).one()
+        return int(limit), int(used)
+    limit = int(conn.execute(limit_and_lock, {**params, "key": _project_key(project_id)}).one()[0])
+    return (limit, 0) if limit == UNLIMITED else (limit, int(conn.execute(count, params).scalar_one()))
 
 
 def usage(conn: Connection, project_id: str) -> dict[str, int]:
