@@ -120,6 +120,12 @@ def _aim_at_real_resources(case: Any, world: World) -> None:
         case.headers = {**(case.headers or {}), **ALICE}
 
 
+def _no_switch_here(response: Any) -> bool:
+    """A port's drop counters live in this host's Open vSwitch, which the fuzz does not run: their documented
+    answer is then 503 DropCountersUnavailable (api/insight.py), not a server error."""
+    return response.status_code == 503 and '"type":"DropCountersUnavailable"' in response.text
+
+
 # Repeatable by default (PORTSEC_FUZZ_RANDOM=1 for new examples each run), no example database on disk.
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -135,7 +141,10 @@ FUZZ = settings(
 def test_no_input_gets_a_server_error(case: Any, world: World) -> None:
     _aim_at_real_resources(case, world)
     response = case.call(app=world.app)
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+    if not _no_switch_here(response):
+        assert response.status_code < 500, (
+            f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+        )
     case.validate_response(
         response,
         checks=[

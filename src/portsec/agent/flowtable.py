@@ -40,6 +40,8 @@ class Batch:
 class FlowTable:
     installed: dict[Key, tuple[str, Flow]] = field(default_factory=dict)
     by_owner: dict[str, set[Key]] = field(default_factory=dict)
+    # Flows per OpenFlow table, kept as flows come and go: a metric reads it after every round, in O(tables).
+    per_table: dict[int, int] = field(default_factory=dict)
 
     def owners(self) -> set[str]:
         return set(self.by_owner)
@@ -73,11 +75,14 @@ class FlowTable:
             for key in self.by_owner.pop(owner, set()):
                 if self.installed.get(key, (None,))[0] == owner:
                     del self.installed[key]
+                    self.per_table[key[0]] -= 1
             keys = set()
             for f in flows:
                 previous = self.installed.get(f.key)
                 if previous is not None and previous[0] != owner:
                     self.by_owner[previous[0]].discard(f.key)
+                if previous is None:
+                    self.per_table[f.table] = self.per_table.get(f.table, 0) + 1
                 self.installed[f.key] = (owner, f)
                 keys.add(f.key)
             if keys:
@@ -92,3 +97,6 @@ class FlowTable:
             self.installed.update((k, (owner, f)) for k, f in keys.items())
             if keys:
                 self.by_owner[owner] = set(keys)
+        self.per_table = {}
+        for table, *_ in self.installed:
+            self.per_table[table] = self.per_table.get(table, 0) + 1

@@ -21,6 +21,7 @@ from portsec.openflow.flows import Flow, cookie, cookie_reason
 from portsec.openflow.pipeline import CANARY
 
 OPENFLOW = "OpenFlow14"  # bundles need 1.4; the agent adds it to the bridge's protocols
+READ_TIMEOUT = 10.0  # seconds for a read of the switch (a dump of one port, the canary)
 
 
 class OfctlError(RuntimeError):
@@ -39,6 +40,7 @@ class Counter:
 
 
 _DUMP_LINE = re.compile(r"cookie=(0x[0-9a-f]+).*?(?:table=(\d+), )?n_packets=(\d+)")
+_AGGREGATE = re.compile(r"packet_count=(\d+)")
 
 
 @dataclass
@@ -62,10 +64,15 @@ class Bridge:
             self._conn.close()
 
     def _run(self, *args: str, stdin: str | None = None) -> str:
+        """A small read (canary, counters): a stuck ovs-vswitchd makes it fail after READ_TIMEOUT, not hang."""
         env = {**os.environ, "OVS_RUNDIR": self.rundir} if self.rundir else None
-        done = subprocess.run(
-            ["ovs-ofctl", "-O", OPENFLOW, *args], input=stdin, capture_output=True, text=True, env=env, check=False
-        )
+        try:
+            done = subprocess.run(
+                ["ovs-ofctl", "-O", OPENFLOW, *args], input=stdin, capture_output=True, text=True, env=env,
+                check=False, timeout=READ_TIMEOUT,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise OfctlError(f"ovs-ofctl {' '.join(args[:2])}: no answer in {READ_TIMEOUT:g} s") from None
         if done.returncode != 0:
             raise OfctlError(f"ovs-ofctl {' '.join(args[:2])}: {done.stderr.strip()}")
         return done.stdout
@@ -95,6 +102,13 @@ class Bridge:
     def has_canary(self) -> bool:
         """False after Open vSwitch restarted (or someone flushed br-int): everything must be reinstalled."""
         return f"cookie={cookie(None, 'canary'):#x}" in self._run("dump-flows", self.name, f"table={CANARY}")
+
+    def packets(self, cookie_match: str) -> int:
+        """Packets of all the flows whose cookie matches ``cookie=VALUE/MASK``, summed by the switch itself."""
+        m = _AGGREGATE.search(self._run("dump-aggregate", self.name, cookie_match))
+        if m is None:
+            raise OfctlError("ovs-ofctl dump-aggregate: no packet_count in its answer")
+        return int(m.group(1))
 
     def counters(self, cookie_match: str) -> list[Counter]:
         """Packet counts of the flows whose cookie matches ``cookie=VALUE/MASK``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,8 @@ from cliff.lister import Lister
 from portsec.cli import columns
 from portsec.cli.find import Client, client_of, find
 from portsec.domain.model import AllowedPair, FixedIp, Port, Subnet
-from portsec.domain.pair_lint import Finding, Severity, lint_pairs
+from portsec.domain.pair_lint import Finding, Severity
+from portsec.service.insight import pair_findings
 
 CLEAN, HIGH_RISK = 0, 3
 COLUMNS = ("Severity", "Check", "Ports", "Address", "Why", "Fix")
@@ -57,13 +58,10 @@ class PairLint(Lister):
         filters = {"network_id": [network_id]} if network_id else None
         ports = [port_from_view(view) for view in client.list("port", filters)]
         subnets = [subnet_from_view(view) for view in client.list("subnet", filters)]
-        findings = lint_pairs(ports, subnets)
-        if network_id:  # names must also be unique beyond this network for the fix commands to find them
-            ambiguous = _names_of_other_ports(client, _names_in_fixes(findings), {p.id for p in ports})
-            if ambiguous:
-                findings = lint_pairs(ports, subnets, ambiguous)
-        if port_id:
-            findings = tuple(f for f in findings if port_id in f.port_ids)
+        findings = pair_findings(
+            ports, subnets, network_id=network_id, port_id=port_id,
+            names_elsewhere=lambda names, known: _names_of_other_ports(client, names, known),
+        )  # fmt: skip
         self.high_risk = any(f.severity is Severity.HIGH for f in findings)
         return COLUMNS + (LONG_COLUMNS if args.long else ()), [_row(f, args.long) for f in findings]
 
@@ -80,11 +78,6 @@ def _scope(client: Client, port: str | None, network: str | None) -> tuple[str |
     if network:
         return None, find(client, "network", network)["id"]
     return None, None
-
-
-def _names_in_fixes(findings: Iterable[Finding]) -> set[str]:
-    """Port names the fix commands use (a port without a usable name appears by ID)."""
-    return {f.ports[0] for f in findings if f.fix and f.ports[0] != f.port_ids[0]}
 
 
 def _names_of_other_ports(client: Client, names: set[str], known: set[str]) -> set[str]:

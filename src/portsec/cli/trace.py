@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 
 from cliff.command import Command
 
+from portsec.agent.local import choose_ofport
 from portsec.cli.find import CommandError, client_of, find
-from portsec.guards import guard_from_view
-from portsec.openflow.trace import trace
+from portsec.service.insight import trace_port
 
 FORWARDED, DROPPED = 0, 2
-PLACEHOLDER_OFPORT = 1
 
 EXIT_STATUS = f"""\
 exit status: {FORWARDED} when the packet would be forwarded, {DROPPED} when it would be dropped, 1 when the
@@ -49,38 +46,12 @@ class Trace(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         port = find(client_of(self), "port", args.port)
-        if args.ofport is not None:
-            ofport, where = args.ofport, "given with --ofport"
-        else:
-            found, where = local_ofport(port["id"], args.ovsdb)
-            ofport = found if found is not None else PLACEHOLDER_OFPORT
+        ofport, where = choose_ofport(port["id"], args.ofport, args.ovsdb, "given with --ofport")
         try:
-            result = trace(guard_from_view(port), args.flow, ofport, port=port)
+            result = trace_port(port, args.flow, ofport)
         except ValueError as err:
-            raise CommandError(f"Bad microflow {args.flow!r}: {err}") from err
+            raise CommandError(str(err)) from err
         lines = result.text().splitlines()
         lines.insert(2, f"ofport:  {ofport} ({where})")
         self.app.stdout.write("\n".join(lines) + "\n")
         return FORWARDED if result.forwarded else DROPPED
-
-
-def local_ofport(port_id: str, ovsdb: str | None = None) -> tuple[int | None, str]:
-    """The ofport of the interface plugged in with ``external_ids:iface-id=port_id``, and where it came from."""
-    if shutil.which("ovs-vsctl") is None:
-        return None, _placeholder("ovs-vsctl is not installed")
-    argv = ["ovs-vsctl", "--timeout=5", *([f"--db={ovsdb}"] if ovsdb else []), "--bare", "--columns=ofport",
-            "find", "Interface", f"external_ids:iface-id={port_id}"]  # fmt: skip
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except subprocess.TimeoutExpired:
-        return None, _placeholder("ovs-vsctl timed out")
-    if done.returncode != 0:
-        return None, _placeholder((done.stderr.strip().splitlines() or ["ovs-vsctl failed"])[-1])
-    ofports = [int(v) for v in done.stdout.split() if v.lstrip("-").isdigit() and int(v) > 0]
-    if not ofports:
-        return None, _placeholder(None)
-    return ofports[0], f"its interface on the local Open vSwitch, external_ids:iface-id={port_id}"
-
-
-def _placeholder(trouble: str | None) -> str:
-    return "a placeholder: the port has no interface on the local Open vSwitch" + (f"; {trouble}" if trouble else "")

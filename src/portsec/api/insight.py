@@ -1,0 +1,270 @@
+"""The ``portsec-insight`` extension: the operator's answers over HTTP, from the code the CLI runs.
+
+- ``GET /v2.0/ports/{id}/drops``: packets the port's flows dropped, per reason (`portsec port drops`).
+- ``POST /v2.0/ports/{id}/trace``: one packet through the port's flows (`portsec trace`).
+- ``GET /v2.0/pair-lint[?network_id=|?port_id=]``: risky allowed address pairs (`portsec pair lint`).
+
+The two port routes are sub-resources of a port, as Neutron nests per-resource
+data (``/v2.0/qos/policies/{id}/bandwidth_limit_rules``): a port the caller may
+not see (``get_port``) is its 404 PortNotFound, before anything else is done.
+Drop counters live in the switch: the server reads the bridge of its own host
+(``PORTSEC_BRIDGE``, ``OVS_RUNDIR``), which holds the port's flows when the agent
+runs there (``portsec serve``'s embedded agent); with no switch to read it
+answers 503, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from portsec.agent.local import LocalSwitch, choose_ofport, port_drops
+from portsec.agent.ofctl import OfctlError
+from portsec.api import openapi
+from portsec.api.auth import Auth
+from portsec.domain import errors
+from portsec.domain.model import Context
+from portsec.openflow.flows import DROP_REASONS
+from portsec.service import insight, policy, ports, views
+
+if TYPE_CHECKING:  # the app module registers these routes: no import cycle at run time
+    from portsec.api.app import DatabaseThreads
+
+EXTENSION = (
+    "portsec-insight",
+    "portsec operator insight",
+    "Per-port drop counters by reason (GET ports/{id}/drops), packet traces through a port's anti-spoofing flows "
+    "(POST ports/{id}/trace) and the allowed-address-pair lint (GET pair-lint).",
+    "2026-12-01T00:00:00-00:00",
+)
+PORT = "/v2.0/ports/{item_id}"
+LINT = "/v2.0/pair-lint"
+LINT_SCOPES = ("network_id", "port_id")
+MAX_OFPORT = 0xFEFF  # OFPP_MAX - 1: the highest ofport of a real interface
+TRACE_KEYS = frozenset({"microflow", "ofport"})
+
+
+class DropCountersUnavailable(errors.ServiceUnavailable):
+    message = (
+        "The drop counters of port %(port_id)s cannot be read: %(trouble)s. They come from the Open vSwitch "
+        "bridge of this server's host, where the native agent (portsec serve, portsec agent) installs the flows."
+    )
+
+
+def install(
+    app: FastAPI,
+    threads: DatabaseThreads,
+    auth: Auth,
+    read_body: Callable[[Request], Awaitable[Any]],
+) -> None:
+    """The routes; ``read_body`` is the API's JSON reader (its errors), ``threads`` where database work runs."""
+    db = threads.db
+    tags: list[str | Enum] = ["portsec-insight"]
+
+    async def visible_port(request: Request, item_id: str) -> tuple[Context, dict[str, Any]]:
+        """The port as the caller sees it; PortNotFound when it may not (get_port)."""
+        ctx = auth.context(request)
+        if "\x00" in item_id:  # no id holds one, and PostgreSQL refuses it
+            raise errors.PortNotFound(port_id=item_id)
+
+        def respond(deadline: float) -> dict[str, Any]:
+            return db.run(lambda tx: views.port(ports.get(tx, ctx, item_id), ctx), write=False, deadline=deadline)
+
+        return ctx, await threads.read(respond)
+
+    @app.get(
+        PORT + "/drops",
+        name="show_port_drops",
+        tags=tags,
+        summary="Packets the port's anti-spoofing flows dropped, per reason (from this host's switch)",
+        responses={200: _drops_schema(), **openapi.errors(404), 503: _unavailable()},
+    )
+    async def show_port_drops(item_id: str, request: Request) -> JSONResponse:
+        _, port = await visible_port(request, item_id)
+        switch = LocalSwitch.from_environment()
+        try:  # ovs-ofctl: a subprocess, in a worker thread (not a database one)
+            dropped = await anyio.to_thread.run_sync(port_drops, switch, port["id"])
+        except OfctlError as err:
+            raise DropCountersUnavailable(port_id=port["id"], trouble=f"bridge {switch.bridge}: {err}") from None
+        return JSONResponse({"drops": dropped})
+
+    @app.post(
+        PORT + "/trace",
+        name="trace_port",
+        tags=tags,
+        summary="Trace a packet sent by the port through its anti-spoofing flows: verdict, flows, why, the fix",
+        openapi_extra={"requestBody": {"required": True, **openapi.json_body(_trace_request_schema())}},
+        responses={200: _trace_schema(), **openapi.errors(400, 404, 413), 503: _unavailable()},
+    )
+    async def trace_port(item_id: str, request: Request) -> JSONResponse:
+        _, port = await visible_port(request, item_id)
+        microflow, given = _trace_request(await read_body(request))
+        switch = LocalSwitch.from_environment()
+        ofport, where = await anyio.to_thread.run_sync(
+            choose_ofport, port["id"], given, switch.ovsdb, "given in the request"
+        )
+        try:
+            result = insight.trace_port(port, microflow, ofport)
+        except insight.BadMicroflow as err:
+            raise _invalid("microflow", str(err)) from None
+        return JSONResponse({"trace": insight.trace_view(result, ofport, where)})
+
+    @app.get(
+        LINT,
+        name="pair_lint",
+        tags=tags,
+        summary="Allowed address pairs that let a port impersonate another, over the ports the caller may see",
+        openapi_extra={"parameters": _lint_parameters()},
+        responses={200: _lint_schema(), **openapi.errors(400, 404), 503: _unavailable()},
+    )
+    async def pair_lint(request: Request) -> JSONResponse:
+        ctx = auth.context(request)
+        network_id, port_id = _lint_scope(request)
+
+        def respond(deadline: float) -> JSONResponse:
+            found = db.run(
+                lambda tx: insight.lint_visible(tx, ctx, network_id, port_id), write=False, deadline=deadline
+            )
+            return JSONResponse({"findings": [insight.finding_view(f) for f in found]})
+
+        return await threads.read(respond)
+
+
+# Requests --------------------------------------------------------------------------------------------------------
+
+
+def _trace_request(body: Any) -> tuple[str, int | None]:
+    """(microflow, ofport or None) from ``{"trace": {"microflow": ..., "ofport": ...}}``."""
+    if not isinstance(body, dict) or not isinstance(body.get("trace"), dict):
+        raise errors.HTTPBadRequest("Unable to find 'trace' in request body")
+    extra = sorted(set(body) - {"trace"}) or sorted(set(body["trace"]) - TRACE_KEYS)
+    if extra:
+        raise errors.HTTPBadRequest(f"Unrecognized attribute(s) '{', '.join(extra)}'")
+    trace = body["trace"]
+    microflow = trace.get("microflow")
+    if not isinstance(microflow, str):
+        raise _invalid("microflow", f"'{microflow}' is not a valid string")
+    return microflow, _ofport(trace.get("ofport"))
+
+
+def _ofport(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 5.0 is the integer 5
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OFPORT:
+        raise _invalid("ofport", f"'{value}' is not an OpenFlow port number from 1 to {MAX_OFPORT}")
+    return value
+
+
+def _invalid(attribute: str, reason: str) -> errors.HTTPBadRequest:
+    """Neutron's message for an attribute that fails its validator."""
+    return errors.HTTPBadRequest(f"Invalid input for {attribute}. Reason: {reason}.")
+
+
+def _lint_scope(request: Request) -> tuple[str | None, str | None]:
+    """(network_id, port_id): at most one of them, each at most once; any other key is refused."""
+    items = request.query_params.multi_items()
+    unknown = {key for key, _ in items if key not in LINT_SCOPES}
+    if unknown:
+        raise policy.unknown_filters(unknown)
+    given = {key: [v for k, v in items if k == key] for key in LINT_SCOPES}
+    if any(len(values) > 1 for values in given.values()) or all(given.values()):
+        raise errors.HTTPBadRequest("Lint one network (network_id) or one port (port_id), or give neither")
+    network_id, port_id = (values[0] if values else None for values in given.values())
+    if network_id is not None and "\x00" in network_id:
+        raise errors.NetworkNotFound(net_id=network_id)
+    if port_id is not None and "\x00" in port_id:
+        raise errors.PortNotFound(port_id=port_id)
+    return network_id, port_id
+
+
+# OpenAPI ---------------------------------------------------------------------------------------------------------
+
+
+def _unavailable() -> dict[str, Any]:
+    return {
+        "description": "The database is busy, or (drops) this host's switch cannot be read",
+        **openapi.json_body({"$ref": "#/components/schemas/NeutronErrorBody"}),
+    }
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+_STRING, _STRINGS = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
+
+
+def _drops_schema() -> dict[str, Any]:
+    counts = _object({reason: {"type": "integer", "minimum": 0} for reason in DROP_REASONS})
+    return openapi.json_body(_object({"drops": counts}))
+
+
+def _trace_request_schema() -> dict[str, Any]:
+    trace = _object(
+        {
+            "microflow": {**_STRING, "description": "The packet in ovs-ofctl syntax, e.g. arp,arp_spa=192.168.1.10"},
+            "ofport": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_OFPORT,
+                "description": "Trace from this ofport (default: the port's interface on this host's switch)",
+            },
+        },
+        required=["microflow"],
+    )
+    return _object({"trace": trace})
+
+
+def _trace_schema() -> dict[str, Any]:
+    trace = _object(
+        {
+            "verdict": {"type": "string", "enum": ["forwarded", "dropped"]},
+            "reason": {"type": ["string", "null"], "description": "The drop reason (a flow cookie's), if dropped"},
+            "headline": {**_STRING, "description": "The verdict as `portsec trace` prints it"},
+            "packet": {**_STRING, "description": "The packet traced, with what the port filled in"},
+            "ofport": {"type": "integer"},
+            "ofport_source": _STRING,
+            "flows": _STRINGS,
+            "why": _STRING,
+            "fix": {"type": ["string", "null"], "description": "The command that would allow it, if one can"},
+        }
+    )
+    return openapi.json_body(_object({"trace": trace}))
+
+
+def _lint_schema() -> dict[str, Any]:
+    finding = _object(
+        {
+            "severity": {"type": "string", "enum": ["high", "medium", "low", "info"]},
+            "check": _STRING,
+            "network_id": _STRING,
+            "ports": {**_STRINGS, "description": "The ports involved, by name (by ID when unnamed or ambiguous)"},
+            "port_ids": _STRINGS,
+            "address": _STRING,
+            "why": _STRING,
+            "fix": {**_STRING, "description": "A portsec command that removes the risk; empty if none is needed"},
+        }
+    )
+    return openapi.json_body(_object({"findings": {"type": "array", "items": finding}}))
+
+
+def _lint_parameters() -> list[dict[str, Any]]:
+    def scope(name: str, what: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": _STRING, "description": what}
+
+    return [
+        scope("network_id", "Lint this network (the ports and subnets of it the caller may see)"),
+        scope("port_id", "Only the findings that involve this port; its whole network is linted"),
+    ]
