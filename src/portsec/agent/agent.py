@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
+from portsec.agent.heartbeat import Heartbeat
 from portsec.agent.listen import follow_notifications
 from portsec.agent.ofctl import Bridge
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
+from portsec.domain import agents as agent_rows
 from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
 from portsec.openflow.compiler import compile_port_flows
@@ -35,6 +38,8 @@ LOG = logging.getLogger(__name__)
 ADMIN = Context.admin()
 CHUNK = 500  # ids per query: well under SQLite's bound-parameter limit
 FIRST_VLAN, LAST_VLAN = 1, 4094
+INCREMENTAL, FULL = "incremental", "full"  # the kinds of bundle: a round's few flow mods, a full sync
+MAX_PENDING_COMMITS = 100_000  # commit times kept while no round runs (Open vSwitch away): bounded memory
 
 
 @dataclass
@@ -45,6 +50,7 @@ class AgentConfig:
     host: str = field(default_factory=socket.gethostname)
     poll_interval: float = 0.05  # change-log poll, for writers that neither share our process nor NOTIFY
     canary_interval: float = 1.0  # how often to check that Open vSwitch kept our flows
+    report_interval: float = agent_rows.REPORT_INTERVAL  # seconds between heartbeats to the agents table
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class Applied:
     ports: tuple[str, ...]
     at: float
     mods: int
+    kind: str = INCREMENTAL
+    seconds: float = 0.0  # from sending the bundle to the switch's acknowledgement
+    commits: tuple[float, ...] = ()  # wall-clock times of the commits it carries out, when they woke the agent
+    cause: str | None = None  # a full sync's: start, ovs-restart, ovsdb-monitor, error
 
 
 class Agent:
@@ -72,7 +82,9 @@ class Agent:
         self.tags: dict[str, int] = {}  # OVSDB port name -> tag as set
         self.seq = 0
         self.listeners: list[Callable[[Applied], None]] = []
-        db.after_commit.append(self.wake.set)
+        self.heartbeat = Heartbeat(db, self.config.host, self.config.report_interval)
+        self._commits: list[float] = []  # times of commits not yet carried out (see _committed)
+        db.after_commit.append(self._committed)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -86,8 +98,8 @@ class Agent:
     def stop(self) -> None:
         self.monitor.stop()
         self.bridge.close()
-        if self.wake.set in self.db.after_commit:
-            self.db.after_commit.remove(self.wake.set)
+        if self._committed in self.db.after_commit:
+            self.db.after_commit.remove(self._committed)
 
     def run_once(self) -> None:
         """One full sync, then return (recovery, scripting)."""
@@ -106,29 +118,33 @@ class Agent:
         """
         self.start()
         if self.db.engine.dialect.name == "postgresql":
-            follow_notifications(self.db.url, self.wake.set, stop)
+            follow_notifications(self.db.url, self._committed, stop)
         try:
+            self.heartbeat.beat(self._configurations())  # registered before the first sync, which may wait for OVS
             self._resync_when_possible(stop)
+            self.heartbeat.beat(self._configurations())  # and now with the ports it enforces
             next_canary = time.monotonic() + self.config.canary_interval
             while not stop.is_set():
+                if self.heartbeat.due():
+                    self.heartbeat.beat(self._configurations())
                 self.wake.wait(self.config.poll_interval)
                 self.wake.clear()
                 try:
                     if not self.monitor.alive:
                         LOG.warning("OVSDB monitor ended; restarting it and resyncing")
                         self._restart_monitor()
-                        self.sync()
+                        self.sync("ovsdb-monitor")
                     elif time.monotonic() >= next_canary:
                         next_canary = time.monotonic() + self.config.canary_interval
                         if not self.bridge.has_canary():
                             LOG.warning("%s lost its flows (Open vSwitch restarted?); reinstalling", self.config.bridge)
-                            self.sync()
+                            self.sync("ovs-restart")
                             continue
                     self.step()
                 except Exception as err:  # the agent must outlive any one failure of what it talks to
                     LOG.warning("%s; full resync in 1 s", err)
                     stop.wait(1.0)
-                    self._resync_when_possible(stop)
+                    self._resync_when_possible(stop, "error")
         finally:
             self.stop()
 
@@ -138,12 +154,12 @@ class Agent:
             # Without the interfaces a sync would take every port's flows away: refuse to.
             raise RuntimeError(f"no answer from OVSDB at {self.monitor.target}")
 
-    def _resync_when_possible(self, stop: threading.Event) -> None:
+    def _resync_when_possible(self, stop: threading.Event, cause: str = "start") -> None:
         while not stop.is_set():
             try:
                 if not self.monitor.alive:
                     self._restart_monitor()
-                self.sync()
+                self.sync(cause)
                 return
             except Exception as err:
                 LOG.warning("full sync failed (%s); retrying in 1 s", err)
@@ -151,8 +167,9 @@ class Agent:
 
     # -- rounds ----------------------------------------------------------------------------------
 
-    def sync(self) -> None:
+    def sync(self, cause: str = "start") -> None:
         """Everything from scratch: all ports, all interfaces, the whole table in one bundle."""
+        commits, self._commits = self._commits, []  # whatever they changed, this reads it
         with self.db.transaction(write=False) as tx:
             self.seq = changes.last_seq(tx.conn)
             self.ports = {p.id: p for p in port_service.list_(tx, ADMIN)}
@@ -167,17 +184,20 @@ class Agent:
                 desired[port_id] = self._flows(port_id)
                 yield from (f.text() for f in desired[port_id])
 
+        started = time.perf_counter()
         try:
             self.bridge.replace_all(texts(), meanwhile=lambda: self.table.reset(desired))
         except Exception:
             self.table.reset({})  # what the switch holds is unknown now: the next sync starts over
             raise
-        self._applied(tuple(desired), sum(map(len, desired.values())))
+        seconds = time.perf_counter() - started
+        self._applied(tuple(desired), sum(map(len, desired.values())), FULL, seconds, commits, cause)
         self._report(self.ports.keys())
         LOG.info("full sync: %d ports plugged, %d flows", len(desired) - 1, len(self.table.installed))
 
     def step(self) -> None:
         """Only what changed since the last round; nothing at all when nothing did."""
+        commits, self._commits = self._commits, []  # committed before this read: carried out by this round
         with self.db.transaction(write=False) as tx:
             rows = changes.since(tx.conn, self.seq)
         if rows:
@@ -197,9 +217,12 @@ class Agent:
         self._set_tags(p for p in changed if p in self.plugged and p in self.ports)
         batch = self.table.diff(desired)
         if batch:
+            started = time.perf_counter()
             self.bridge.apply(batch.deletes, batch.adds)
+            seconds = time.perf_counter() - started
             self.table.commit(desired)
-            self._applied(tuple(sorted(batch.owners)), len(batch.deletes) + len(batch.adds))
+            mods = len(batch.deletes) + len(batch.adds)
+            self._applied(tuple(sorted(batch.owners)), mods, INCREMENTAL, seconds, commits if rows else ())
         self._report(changed)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -249,8 +272,22 @@ class Agent:
         self.vsctl.set_tags(todo)
         self.tags.update(todo)
 
-    def _applied(self, owners: tuple[str, ...], mods: int) -> None:
-        event = Applied(tuple(o for o in owners if o != BRIDGE), time.time(), mods)
+    def _configurations(self) -> dict[str, Any]:
+        """What the heartbeat reports: the bridge, and how many ports it holds flows for."""
+        return agent_rows.configurations(self.config.bridge, len(self.plugged.keys() & self.ports.keys()))
+
+    def _committed(self) -> None:
+        """A commit wrote the change log (in this process, or a NOTIFY): note when, for convergence, and wake."""
+        if len(self._commits) < MAX_PENDING_COMMITS:
+            self._commits.append(time.time())
+        self.wake.set()
+
+    def _applied(
+        self, owners: tuple[str, ...], mods: int, kind: str = INCREMENTAL, seconds: float = 0.0,
+        commits: Iterable[float] = (), cause: str | None = None,
+    ) -> None:  # fmt: skip
+        ports = tuple(o for o in owners if o != BRIDGE)
+        event = Applied(ports, time.time(), mods, kind, seconds, tuple(commits), cause)
         for listener in self.listeners:
             listener(event)
 

@@ -17,13 +17,16 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portsec import faults
+from portsec.api import agents as agent_routes
 from portsec.api import identity as identity_config
+from portsec.api import insight as insight_routes
 from portsec.api import jsonbody, listing, openapi
+from portsec.api import metrics as metrics_routes
 from portsec.api import quotas as quota_routes
 from portsec.api.auth import Auth, NoAuth, TokenAuth
 from portsec.api.limits import MAX_BULK_ITEMS, BodyLimit
 from portsec.domain import errors
-from portsec.service import quotas
+from portsec.service import agents, quotas
 from portsec.service.common import Limits
 from portsec.service.registry import RESOURCES, Resource
 from portsec.store.database import Database, Run, WouldWait
@@ -60,6 +63,8 @@ EXTENSIONS = [
      "2012-07-29T10:00:00-00:00"),
     ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project",
      "2017-02-10T10:00:00-00:00"),
+    agent_routes.EXTENSION,
+    insight_routes.EXTENSION,
 ]  # fmt: skip
 
 
@@ -154,7 +159,10 @@ def _project(item: dict[str, Any], fields: list[str]) -> dict[str, Any]:
 _JSON = {"content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = None) -> FastAPI:
+def create_app(
+    db: Database, limits: Limits | None = None, auth: Auth | None = None, agent_down_time: float | None = None
+) -> FastAPI:
+    """``agent_down_time``: seconds without a heartbeat before an agent shows ``alive: false`` (default 75)."""
     limits = limits or Limits()
     auth = auth or NoAuth()
     app = FastAPI(
@@ -178,6 +186,7 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
         )
 
     app.add_middleware(BodyLimit)  # every method and path: the body's size, before the route reads any of it
+    metrics_routes.install(app)  # /metrics, and the count and latency of every request (413s of BodyLimit too)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -246,6 +255,9 @@ def create_app(db: Database, limits: Limits | None = None, auth: Auth | None = N
     for resource in RESOURCES.values():
         _routes(app, threads, auth, resource, limits)
     quota_routes.install(app, threads, auth, limits.quotas, _body)
+    insight_routes.install(app, threads, auth, _body)
+    down_time = agents.down_time_from_environment() if agent_down_time is None else agent_down_time
+    agent_routes.install(app, threads, auth, _body, down_time)
     auth.install(app)
 
     def described() -> dict[str, Any]:

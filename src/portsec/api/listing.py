@@ -47,6 +47,10 @@ FILTERABLE = {
             "ip_allocation",
         }
     ),
+    # neutron-lib's agent map (is_filter), with the availability_zone extension's
+    "agent": frozenset(
+        {"id", "agent_type", "binary", "topic", "host", "admin_state_up", "alive", "description", "availability_zone"}
+    ),
 }
 SORTABLE = {
     "network": frozenset({"id", "name", "tenant_id", "project_id", "admin_state_up", "status", "shared", "mtu"}),
@@ -63,6 +67,19 @@ SORTABLE = {
             "tenant_id",
             "project_id",
             "status",
+        }
+    ),
+    "agent": frozenset(
+        {
+            "id",
+            "agent_type",
+            "binary",
+            "topic",
+            "host",
+            "admin_state_up",
+            "created_at",
+            "started_at",
+            "heartbeat_timestamp",
         }
     ),
 }

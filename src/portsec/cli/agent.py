@@ -25,10 +25,37 @@ def add_ovs_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds (0 would write a heartbeat on every round of the loop)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def add_report_option(parser: argparse.ArgumentParser) -> None:
+    """For the commands that run the agent (not for `port drops`, which only reads counters)."""
+    parser.add_argument(
+        "--report-interval", type=_seconds, default=30.0, metavar="<seconds>",
+        help="Seconds between the agent's heartbeats to the agents table (Neutron's report_interval, 30)",
+    )  # fmt: skip
+
+
+def add_metrics_per_port_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-per-port", action="store_true",
+        help="Label the drop counters of /metrics by port too (one series per port and reason)",
+    )  # fmt: skip
+
+
 def agent_config(args: argparse.Namespace) -> Any:
     from portsec.agent.agent import AgentConfig
 
     config = AgentConfig(bridge=args.bridge, ovsdb=args.ovsdb, rundir=os.environ.get("OVS_RUNDIR"))
+    config.report_interval = getattr(args, "report_interval", config.report_interval)
     if getattr(args, "host", None):
         config.host = args.host
     return config
@@ -40,8 +67,16 @@ class RunAgent(Command):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         add_ovs_options(parser)
+        add_report_option(parser)
         parser.add_argument("--host", metavar="<host>", help="Host name reported as binding:host_id (this host)")
         parser.add_argument("--once", action="store_true", help="One full sync, then exit")
+        parser.add_argument(
+            "--metrics-port", type=int, metavar="<port>", help="Serve Prometheus metrics on this port (default: off)"
+        )
+        parser.add_argument(
+            "--metrics-bind", default="127.0.0.1", metavar="<host>", help="Address of /metrics (127.0.0.1)"
+        )
+        add_metrics_per_port_option(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> None:
@@ -67,6 +102,11 @@ class RunAgent(Command):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, finish)
             self.app.stderr.write(f"portsec agent: {args.bridge}, database {db.url}\n")
+            if args.metrics_port is not None:
+                from portsec.agent.metrics import expose
+
+                expose(agent, args.metrics_bind, args.metrics_port, args.metrics_per_port)
+                self.app.stderr.write(f"portsec agent: metrics on http://{args.metrics_bind}:{args.metrics_port}/\n")
             agent.run(stop)  # once started, it retries whatever fails until stopped
         except RuntimeError as err:  # Open vSwitch was not there to start with
             raise CommandError(f"{err} ({OVS_HINT})") from None
@@ -82,16 +122,12 @@ class PortDrops(Lister):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        from portsec.agent.ofctl import Bridge, OfctlError
-        from portsec.openflow.flows import DROP_REASONS, port_cookie_match
+        from portsec.agent.local import LocalSwitch, port_drops
+        from portsec.agent.ofctl import OfctlError
 
         port = find(client_of(self), "port", args.port)
         try:
-            counters = Bridge(args.bridge, os.environ.get("OVS_RUNDIR")).counters(port_cookie_match(port["id"]))
+            dropped = port_drops(LocalSwitch(args.bridge, os.environ.get("OVS_RUNDIR")), port["id"])
         except OfctlError as err:
             raise CommandError(f"cannot read the counters of {args.bridge}: {err} ({OVS_HINT})") from None
-        dropped = dict.fromkeys(DROP_REASONS, 0)
-        for c in counters:
-            if c.reason in dropped:
-                dropped[c.reason] += c.packets
         return ("Reason", "Packets"), list(dropped.items())

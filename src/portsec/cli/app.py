@@ -13,7 +13,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, networks, parsing, ports, quotas, serve, subnets, trace
+from portsec.cli import agent, network_agents, networks, parsing, ports, quotas, serve, subnets, trace
 from portsec.cli.find import CommandError
 from portsec.cli.lint import PairLint
 from portsec.domain.errors import NeutronError
@@ -28,6 +28,10 @@ COMMANDS: dict[str, type[Command]] = {
     "network show": networks.ShowNetwork,
     "network set": networks.SetNetwork,
     "network delete": networks.DeleteNetwork,
+    "network agent list": network_agents.ListNetworkAgent,
+    "network agent show": network_agents.ShowNetworkAgent,
+    "network agent set": network_agents.SetNetworkAgent,
+    "network agent delete": network_agents.DeleteNetworkAgent,
     "subnet create": subnets.CreateSubnet,
     "subnet list": subnets.ListSubnet,
     "subnet show": subnets.ShowSubnet,

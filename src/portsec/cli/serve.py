@@ -13,11 +13,13 @@ from typing import Any
 
 from cliff.command import Command
 
+from portsec.agent.local import switch_environment
 from portsec.agent.ovsdb import default_target
 from portsec.api import identity, logflood
-from portsec.cli.agent import add_ovs_options, agent_config
+from portsec.cli.agent import add_metrics_per_port_option, add_ovs_options, add_report_option, agent_config
 from portsec.cli.find import CommandError
 from portsec.cli.quotas import defaults_of
+from portsec.service.agents import ENV_DOWN_TIME
 from portsec.service.quotas import environment as quota_environment
 from portsec.store.database import Database
 
@@ -61,6 +63,12 @@ class Serve(Command):
             help="YAML users/projects/roles: serve a Keystone v3 password-auth endpoint at /v3 and require its "
             f"tokens on /v2.0 (default: noauth; env {identity.ENV_CONFIG})",
         )
+        parser.add_argument(
+            "--agent-down-time", type=_positive(float), default=float(os.environ.get(ENV_DOWN_TIME, "75")),
+            metavar="<seconds>",
+            help=f"An agent whose last heartbeat is older is shown alive: false (Neutron's agent_down_time, 75; "
+            f"env {ENV_DOWN_TIME})",
+        )  # fmt: skip
         enforce = parser.add_mutually_exclusive_group()
         enforce.add_argument(
             "--agent", dest="agent", action="store_true", default=None,
@@ -68,11 +76,14 @@ class Serve(Command):
         )  # fmt: skip
         enforce.add_argument("--no-agent", dest="agent", action="store_false", help="Serve the API only")
         add_ovs_options(parser)
+        add_report_option(parser)
+        add_metrics_per_port_option(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> None:
         import uvicorn
 
+        from portsec import metrics
         from portsec.api import transport
 
         options: Any = self.app.options
@@ -98,6 +109,8 @@ class Serve(Command):
         os.environ["PORTSEC_DATABASE_URL"] = db.url
         os.environ["PORTSEC_MAX_ALLOWED_ADDRESS_PAIRS"] = str(options.max_allowed_address_pairs)
         os.environ.update(quota_environment(defaults_of(options)))
+        os.environ[ENV_DOWN_TIME] = str(args.agent_down_time)
+        os.environ.update(switch_environment(args.bridge, args.ovsdb))  # where drops and trace read the switch
         auth = f"identity {args.identity_config}" if args.identity_config else "noauth"
         self.app.stderr.write(f"portsec: Neutron API on http://{args.bind}:{args.port} (database {db.url}, {auth})\n")
         # uvicorn calls its `http` class with its own arguments: a partial adds ours. Not a class made here:
@@ -106,27 +119,30 @@ class Serve(Command):
             transport.ServerProtocol, request_timeout=args.timeout_request, max_connections=max_connections
         )
         stop = threading.Event()
-        agent = self._agent(args, db.url, stop)
-        try:
-            uvicorn.run(
-                "portsec.api.app:from_environment",
-                factory=True,
-                host=args.bind,
-                port=args.port,
-                workers=args.workers,
-                log_level="warning",
-                log_config=_log_config(options),
-                timeout_keep_alive=args.timeout_keep_alive,
-                http=protocol,
-            )
-        finally:
-            stop.set()
-            if agent is not None:
-                agent.join(timeout=10)
+        # Several workers share their metrics through files: set up before the agent and the workers make any.
+        with metrics.multiprocess_dir(args.workers):
+            agent = self._agent(args, db.url, stop)
+            try:
+                uvicorn.run(
+                    "portsec.api.app:from_environment",
+                    factory=True,
+                    host=args.bind,
+                    port=args.port,
+                    workers=args.workers,
+                    log_level="warning",
+                    log_config=_log_config(options),
+                    timeout_keep_alive=args.timeout_keep_alive,
+                    http=protocol,
+                )
+            finally:
+                stop.set()
+                if agent is not None:
+                    agent.join(timeout=10)
 
     def _agent(self, args: argparse.Namespace, url: str, stop: threading.Event) -> threading.Thread | None:
         """The agent in a thread of this process: API writes here wake it at commit, with no polling delay."""
         from portsec.agent.agent import Agent
+        from portsec.agent.metrics import AgentMetrics
         from portsec.agent.ovsdb import ovsdb_answers
 
         config = agent_config(args)
@@ -140,6 +156,7 @@ class Serve(Command):
             return None
         logging.getLogger("portsec").setLevel(logging.INFO)
         agent = Agent(Database(url), config)
+        AgentMetrics(agent, args.metrics_per_port).start()  # served by the API's /metrics
         thread = threading.Thread(target=agent.run, args=(stop,), name="portsec-agent", daemon=True)
         thread.start()
         self.app.stderr.write(f"portsec: enforcing on {config.bridge} ({target})\n")

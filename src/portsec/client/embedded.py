@@ -6,14 +6,15 @@ same dicts whether it runs embedded or against a server.
 
 from __future__ import annotations
 
+import builtins  # `list` below is a method of the class
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from portsec.domain.model import Context
-from portsec.service import quotas
+from portsec.service import agents, quotas
 from portsec.service.common import Limits, Listing
 from portsec.service.registry import RESOURCES
-from portsec.store.database import Database
+from portsec.store.database import Database, now
 
 
 class EmbeddedClient:
@@ -63,3 +64,19 @@ class EmbeddedClient:
 
     def delete_quota(self, project_id: str) -> None:
         self.db.run(lambda tx: quotas.delete(tx, self.ctx, project_id))
+
+    def list_agents(self, filters: Mapping[str, Sequence[Any]] | None = None) -> builtins.list[dict[str, Any]]:
+        down_time = agents.down_time_from_environment()
+        with self.db.transaction(write=False) as tx:
+            return agents.list_(tx, self.ctx, Listing(filters=filters or {}), now(), down_time)
+
+    def get_agent(self, agent_id: str) -> dict[str, Any]:
+        with self.db.transaction(write=False) as tx:
+            return agents.get(tx, self.ctx, agent_id, now(), agents.down_time_from_environment())
+
+    def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        down_time = agents.down_time_from_environment()
+        return self.db.run(lambda tx: agents.update(tx, self.ctx, agent_id, dict(body), tx.now, down_time))
+
+    def delete_agent(self, agent_id: str) -> None:
+        self.db.run(lambda tx: agents.delete(tx, self.ctx, agent_id))

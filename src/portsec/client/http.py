@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # `list` below is a method of the class
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -67,6 +68,19 @@ class HTTPClient:
 
     def delete_quota(self, project_id: str) -> None:
         self._call("DELETE", f"/quotas/{quote(project_id, safe='')}")
+
+    def list_agents(self, filters: Mapping[str, Sequence[Any]] | None = None) -> builtins.list[dict[str, Any]]:
+        params = [(k, str(v)) for k, vs in (filters or {}).items() for v in vs]
+        return self._call("GET", "/agents", params=params)["agents"]
+
+    def get_agent(self, agent_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/agents/{quote(agent_id, safe='')}")["agent"]
+
+    def update_agent(self, agent_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("PUT", f"/agents/{quote(agent_id, safe='')}", json={"agent": dict(body)})["agent"]
+
+    def delete_agent(self, agent_id: str) -> None:
+        self._call("DELETE", f"/agents/{quote(agent_id, safe='')}")
 
 
 def password_token(

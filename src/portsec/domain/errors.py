@@ -210,3 +210,12 @@ class TenantQuotaNotFound(NotFound):
     """What Neutron's quota driver raises on DELETE of a project with no override."""
 
     message = "Quota for project %(tenant_id)s could not be found."
+
+
+# Agents -------------------------------------------------------------------------
+
+
+class AgentNotFound(NotFound):
+    """neutron-lib's exceptions.agent.AgentNotFound."""
+
+    message = "Agent %(id)s could not be found."

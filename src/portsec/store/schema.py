@@ -108,6 +108,26 @@ quotas = Table(
     Column("limit", Integer, nullable=False),
 )
 
+# Agents (Neutron's ``agents`` table): one row per (agent_type, host), kept current by the agent's heartbeat.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("agent_type", String(NAME), nullable=False),
+    Column("binary", String(NAME), nullable=False),
+    Column("topic", String(NAME), nullable=False),
+    Column("host", String(NAME), nullable=False),
+    Column("availability_zone", String(NAME)),
+    Column("admin_state_up", Boolean, nullable=False),
+    Column("description", String(NAME)),
+    Column("configurations", JSON, nullable=False),
+    Column("resources_synced", Boolean),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("heartbeat_timestamp", DateTime, nullable=False),
+    UniqueConstraint("agent_type", "host", name="uniq_agents0agent_type0host"),
+)
+
 # The change log: one row per resource change, numbered in commit order, so the
 # data plane can follow "everything after seq N" without missing a change.
 changes = Table(
