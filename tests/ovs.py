@@ -88,7 +88,14 @@ class Switch:
         self.appctl("revalidator/wait")
 
     def ofport(self, iface: str) -> int:
-        return int(self.vsctl("get", "Interface", iface, "ofport").strip())
+        """The interface's OpenFlow port, once ovs-vswitchd has given it one (right after add-port, or while
+        it is still starting, the column is empty)."""
+        for _ in range(200):
+            value = self.vsctl("get", "Interface", iface, "ofport").strip()
+            if value.isdigit() and int(value) > 0:
+                return int(value)
+            time.sleep(0.05)
+        raise RuntimeError(f"{iface} got no OpenFlow port in 10 s (ofport {value!r})")
 
 
 def _stop(pidfile: Path) -> None:
