@@ -78,7 +78,7 @@ def install(
         tags=tags,
         summary="Show an agent (admin)",
         openapi_extra={"parameters": [openapi.FIELDS]},
-        responses={200: _AGENT, **openapi.errors(404, 503)},
+        responses={200: _AGENT, **openapi.errors(400, 404, 503)},
     )
     async def show_agent(agent_id: str, request: Request) -> JSONResponse:
         def respond(deadline: float) -> JSONResponse:
