@@ -46,7 +46,6 @@ def install(
     down_time: float,
 ) -> None:
     """The routes; ``down_time``: seconds without a heartbeat after which an agent is not alive."""
-    db = threads.db
     tags: list[str | Enum] = ["agents"]
 
     @app.get(
@@ -58,12 +57,12 @@ def install(
         responses={200: _AGENTS, **openapi.errors(400, 503)},
     )
     async def list_agents(request: Request) -> JSONResponse:
-        def respond(deadline: float) -> JSONResponse:
+        def respond(run: Run) -> JSONResponse:
             ctx = auth.context(request)
             _no_nul(request)
             items = request.query_params.multi_items()
             query, fields = listing.parse("agent", items)
-            found = db.run(lambda tx: agents.list_(tx, ctx, query, now(), down_time), write=False, deadline=deadline)
+            found = run(lambda tx: agents.list_(tx, ctx, query, now(), down_time))
             body: dict[str, Any] = {"agents": [_project(a, fields) for a in found]}
             page_links = listing.links("agents", str(request.url.replace(query="")), items, query, found)
             if page_links:
@@ -81,11 +80,11 @@ def install(
         responses={200: _AGENT, **openapi.errors(400, 404, 503)},
     )
     async def show_agent(agent_id: str, request: Request) -> JSONResponse:
-        def respond(deadline: float) -> JSONResponse:
+        def respond(run: Run) -> JSONResponse:
             ctx = auth.context(request)
             _no_nul(request, agent_id)
             fields = request.query_params.getlist("fields")
-            found = db.run(lambda tx: agents.get(tx, ctx, agent_id, now(), down_time), write=False, deadline=deadline)
+            found = run(lambda tx: agents.get(tx, ctx, agent_id, now(), down_time))
             return JSONResponse({"agent": _project(found, fields)})
 
         return await threads.read(respond)

@@ -123,9 +123,11 @@ class DatabaseThreads:
         self._reads = anyio.CapacityLimiter(db.readers)
         self._writes = anyio.CapacityLimiter(db.writers)
 
-    async def read(self, respond: Callable[[float], R]) -> R:
-        """``respond(deadline)`` in a reader thread: its database calls, and its answer (views, JSON)."""
-        return await anyio.to_thread.run_sync(respond, self.db.deadline(), limiter=self._reads)
+    async def read(self, respond: Callable[[Run], R]) -> R:
+        """``respond(run)`` in a reader thread, whose ``run(work)`` is its read transaction: its database
+        calls, and its answer (views, JSON)."""
+        run = partial(self.db.run, write=False, deadline=self.db.deadline())
+        return await anyio.to_thread.run_sync(respond, run, limiter=self._reads)
 
     async def write(self, respond: Callable[[Run], R], at_once: bool = True) -> R:
         """``respond(run)``, whose ``run(work)`` is its write transaction: on the event loop when the
@@ -280,7 +282,6 @@ def create_app(
 
 
 def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, limits: Limits) -> None:
-    db = threads.db
     base = f"/v2.0/{r.plural}"
     tags: list[str | Enum] = [r.plural]
 
@@ -293,15 +294,13 @@ def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, lim
         responses={200: openapi.many(r.name, r.plural), **openapi.errors(400, 404, 503)},
     )
     async def list_items(request: Request) -> JSONResponse:
-        def respond(deadline: float) -> JSONResponse:
+        def respond(run: Run) -> JSONResponse:
             # All of it in the thread, as when this handler was sync: auth may read its file, views are work.
             ctx = auth.context(request)
             _no_nul(r, request)
             items = request.query_params.multi_items()
             query, fields = listing.parse(r.name, items)
-            found = db.run(
-                lambda tx: [r.view(x, ctx) for x in r.service.list_(tx, ctx, query)], write=False, deadline=deadline
-            )
+            found = run(lambda tx: [r.view(x, ctx) for x in r.service.list_(tx, ctx, query)])
             body: dict[str, Any] = {r.plural: [_project(x, fields) for x in found]}
             page_links = listing.links(r.plural, str(request.url.replace(query="")), items, query, found)
             if page_links:
@@ -319,11 +318,11 @@ def _routes(app: FastAPI, threads: DatabaseThreads, auth: Auth, r: Resource, lim
         responses={200: openapi.one(r.name), **openapi.errors(400, 404, 503)},
     )
     async def show_item(item_id: str, request: Request) -> JSONResponse:
-        def respond(deadline: float) -> JSONResponse:
+        def respond(run: Run) -> JSONResponse:
             ctx = auth.context(request)
             _no_nul(r, request, item_id)
             fields = request.query_params.getlist("fields")
-            item = db.run(lambda tx: r.view(r.service.get(tx, ctx, item_id), ctx), write=False, deadline=deadline)
+            item = run(lambda tx: r.view(r.service.get(tx, ctx, item_id), ctx))
             return JSONResponse({r.name: _project(item, fields)})
 
         return await threads.read(respond)

@@ -31,6 +31,7 @@ from portsec.domain import errors
 from portsec.domain.model import Context
 from portsec.openflow.flows import DROP_REASONS
 from portsec.service import insight, policy, ports, views
+from portsec.store.database import Run
 
 if TYPE_CHECKING:  # the app module registers these routes: no import cycle at run time
     from portsec.api.app import DatabaseThreads
@@ -63,7 +64,6 @@ def install(
     read_body: Callable[[Request], Awaitable[Any]],
 ) -> None:
     """The routes; ``read_body`` is the API's JSON reader (its errors), ``threads`` where database work runs."""
-    db = threads.db
     tags: list[str | Enum] = ["portsec-insight"]
 
     async def visible_port(request: Request, item_id: str) -> tuple[Context, dict[str, Any]]:
@@ -72,8 +72,8 @@ def install(
         if "\x00" in item_id:  # no id holds one, and PostgreSQL refuses it
             raise errors.PortNotFound(port_id=item_id)
 
-        def respond(deadline: float) -> dict[str, Any]:
-            return db.run(lambda tx: views.port(ports.get(tx, ctx, item_id), ctx), write=False, deadline=deadline)
+        def respond(run: Run) -> dict[str, Any]:
+            return run(lambda tx: views.port(ports.get(tx, ctx, item_id), ctx))
 
         return ctx, await threads.read(respond)
 
@@ -126,10 +126,8 @@ def install(
         ctx = auth.context(request)
         network_id, port_id = _lint_scope(request)
 
-        def respond(deadline: float) -> JSONResponse:
-            found = db.run(
-                lambda tx: insight.lint_visible(tx, ctx, network_id, port_id), write=False, deadline=deadline
-            )
+        def respond(run: Run) -> JSONResponse:
+            found = run(lambda tx: insight.lint_visible(tx, ctx, network_id, port_id))
             return JSONResponse({"findings": [insight.finding_view(f) for f in found]})
 
         return await threads.read(respond)

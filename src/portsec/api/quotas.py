@@ -30,7 +30,6 @@ def install(
     read_body: Callable[[Request], Awaitable[Any]],
 ) -> None:
     """The routes; ``read_body`` is the API's JSON reader (its errors), ``threads`` where database work runs."""
-    db = threads.db
     tags: list[str | Enum] = ["quotas"]
 
     @app.get(
@@ -43,8 +42,8 @@ def install(
     async def list_quotas(request: Request) -> JSONResponse:
         ctx = auth.context(request)
 
-        def respond(deadline: float) -> JSONResponse:
-            found = db.run(lambda tx: quotas.list_(tx, ctx, defaults), write=False, deadline=deadline)
+        def respond(run: Run) -> JSONResponse:
+            found = run(lambda tx: quotas.list_(tx, ctx, defaults))
             return JSONResponse({"quotas": found})
 
         return await threads.read(respond)
@@ -69,8 +68,8 @@ def install(
     async def show_quota(project_id: str, request: Request) -> JSONResponse:
         ctx = auth.context(request)
 
-        def respond(deadline: float) -> JSONResponse:
-            found = db.run(lambda tx: quotas.show(tx, ctx, defaults, project_id), write=False, deadline=deadline)
+        def respond(run: Run) -> JSONResponse:
+            found = run(lambda tx: quotas.show(tx, ctx, defaults, project_id))
             return JSONResponse({"quota": found})
 
         return await threads.read(respond)
@@ -95,8 +94,8 @@ def install(
     async def show_quota_details(project_id: str, request: Request) -> JSONResponse:
         ctx = auth.context(request)
 
-        def respond(deadline: float) -> JSONResponse:
-            found = db.run(lambda tx: quotas.details(tx, ctx, defaults, project_id), write=False, deadline=deadline)
+        def respond(run: Run) -> JSONResponse:
+            found = run(lambda tx: quotas.details(tx, ctx, defaults, project_id))
             return JSONResponse({"quota": found})
 
         return await threads.read(respond)
