@@ -81,7 +81,11 @@ def _build_world(api: TestClient) -> dict[str, str]:
     ids: dict[str, str] = {}
     for name, (project, shared, prefix) in NETWORKS.items():
         ids[name] = _create(api, "network", {"name": name, "project_id": project, "shared": shared})
-        subnet = {"network_id": ids[name], "cidr": f"{prefix}.0/24", "ip_version": 4, "project_id": project}
+        # The pool stops short of .200, the address the "fixed ip" rows ask for: the world's own ports (random
+        # addresses) never take it first.
+        pool = [{"start": f"{prefix}.2", "end": f"{prefix}.199"}]
+        subnet = {"network_id": ids[name], "cidr": f"{prefix}.0/24", "ip_version": 4, "project_id": project,
+                  "allocation_pools": pool}  # fmt: skip
         ids[_subnet(name)] = _create(api, "subnet", subnet)
     for name, (project, network) in PORTS.items():
         ids[name] = _create(api, "port", {"name": name, "project_id": project, "network_id": ids[network]})
