@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from portsec.agent.heartbeat import Heartbeat
 from portsec.api.app import create_app
@@ -113,11 +114,12 @@ def test_a_heartbeat_is_one_update_and_a_deleted_row_comes_back(db: Database) ->
     def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement.split()[0])
 
-    event.listen(db.engine, "before_cursor_execute", seen)
+    # Every engine: the heartbeat writes on the database's no-wait connection, not its pool.
+    event.listen(Engine, "before_cursor_execute", seen)
     try:
         beat.beat(rules.configurations("br-int", 2))
     finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
+        event.remove(Engine, "before_cursor_execute", seen)
     assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE", "DELETE")] == ["UPDATE"]
     assert _list(db, datetime.now())[0]["configurations"]["devices"] == 2
 

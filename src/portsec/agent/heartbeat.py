@@ -18,9 +18,10 @@ from typing import Any
 
 from portsec.domain import agents as rules
 from portsec.service import agents
-from portsec.store.database import Database
+from portsec.store.database import Database, WouldWait
 
 LOG = logging.getLogger(__name__)
+BUSY_RETRY = 1.0  # seconds before a heartbeat that found the database taken tries again
 
 
 class Heartbeat:
@@ -46,11 +47,15 @@ class Heartbeat:
         self.next_at = self.clock() + self.interval
         try:
             agent_id = self.agent_id
-            if agent_id is not None and self.db.run(lambda tx: agents.heartbeat(tx, agent_id, configurations)):
+            # At once or not now: the agent's loop must never wait for the database's write lock (SQLite's busy
+            # handler sleeps in steps of up to 100 ms; a heartbeat queued behind writers held a round ~400 ms).
+            if agent_id is not None and self.db.run_at_once(lambda tx: agents.heartbeat(tx, agent_id, configurations)):
                 return
-            self.agent_id = self.db.run(
+            self.agent_id = self.db.run_at_once(
                 lambda tx: agents.register(tx, rules.AGENT_TYPE, rules.BINARY, rules.TOPIC, self.host, configurations)
             )
             LOG.info("registered as %s agent %s on host %s", rules.AGENT_TYPE, self.agent_id, self.host)
+        except WouldWait:
+            self.next_at = self.clock() + BUSY_RETRY  # the database was taken: again soon, well within down time
         except Exception as err:  # the flows matter more than the heartbeat: log, and try at the next interval
             LOG.warning("agent heartbeat not written: %s", err)
