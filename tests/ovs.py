@@ -103,9 +103,19 @@ def _stop(pidfile: Path) -> None:
         pid = int(pidfile.read_text())
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.05)
+            if not _running(pid):
+                return
+            time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie: a detached daemon that exited waits, as a zombie, for an init that may reap late."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @contextmanager

@@ -46,8 +46,10 @@ def _started(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {**os.environ, "PORTSEC_DATABASE_URL": database_url}
+    # The API alone, unless the test asks for a backend (--backend ...): then that backend runs too.
+    backend = [] if any(a.startswith("--backend") for a in args) else ["--no-agent"]
     proc = subprocess.Popen(
-        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers), "--no-agent", *args],
+        [PORTSEC, "serve", "--port", str(port), "--workers", str(workers), *backend, *args],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -5,9 +5,6 @@ It works when both ports carry the pair, and does not when server2's lacks it.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,50 +12,9 @@ import pytest
 
 from tests import ovs
 from tests.dataplane import Dataplane, wait_for
+from tests.keepalived import VIP, Keepalived, holds_vip
 
 pytestmark = pytest.mark.ovs
-
-VIP = "192.168.1.10"
-CONFIG = """
-global_defs {{
-    script_user root
-    enable_script_security
-}}
-vrrp_instance portsec {{
-    state {state}
-    interface eth0
-    virtual_router_id 51
-    priority {priority}
-    advert_int 1
-    virtual_ipaddress {{
-        {vip}/24 dev eth0
-    }}
-}}
-"""
-
-
-class Keepalived:
-    """keepalived in a VM's namespace, in the foreground, ended by its PID."""
-
-    def __init__(self, machine: ovs.VM, workdir: Path, state: str, priority: int) -> None:
-        self.dir = workdir / machine.name
-        self.dir.mkdir()
-        conf = self.dir / "keepalived.conf"
-        conf.write_text(CONFIG.format(state=state, priority=priority, vip=VIP))
-        self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", machine.name, "keepalived", "--dont-fork", "--log-console", "--vrrp",
-             "-f", str(conf), "-p", str(self.dir / "k.pid"), "-r", str(self.dir / "v.pid")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=10)
-
-
-def _holds_vip(machine: ovs.VM) -> bool:
-    return f"{VIP}/24" in machine.sh("ip", "-4", "addr", "show", "dev", "eth0").stdout
 
 
 def _failover(plane: Dataplane, tmp_path: Path, pair_on_server2: bool) -> tuple[bool, ovs.VM, ovs.VM, ovs.VM]:
@@ -72,10 +28,10 @@ def _failover(plane: Dataplane, tmp_path: Path, pair_on_server2: bool) -> tuple[
     vm1, vm2 = plane.vm(server1, ["192.168.1.138/24"]), plane.vm(server2, ["192.168.1.136/24"])
     daemons = [Keepalived(vm1, tmp_path, "MASTER", 150), Keepalived(vm2, tmp_path, "BACKUP", 100)]
     try:
-        wait_for(lambda: _holds_vip(vm1), timeout=15, what="server1 to become master")
+        wait_for(lambda: holds_vip(vm1), timeout=15, what="server1 to become master")
         assert client_vm.ping(VIP, count=3), "the client must reach the VIP on server1"
         daemons[0].stop()
-        wait_for(lambda: _holds_vip(vm2), timeout=15, what="server2 to take the VIP")
+        wait_for(lambda: holds_vip(vm2), timeout=15, what="server2 to take the VIP")
         time.sleep(0.5)  # keepalived's gratuitous ARPs after the takeover
         reached = client_vm.ping(VIP, count=3, wait=1.0)
         return reached, client_vm, vm1, vm2

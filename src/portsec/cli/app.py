@@ -13,7 +13,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, network_agents, networks, parsing, ports, quotas, serve, subnets, trace
+from portsec.cli import agent, network_agents, networks, ovn, parsing, ports, quotas, serve, subnets, trace
 from portsec.cli.find import CommandError
 from portsec.cli.lint import PairLint
 from portsec.domain.errors import NeutronError
@@ -48,6 +48,7 @@ COMMANDS: dict[str, type[Command]] = {
     "quota set": quotas.SetQuota,
     "quota delete": quotas.DeleteQuota,
     "agent": agent.RunAgent,
+    "ovn sync": ovn.OvnSync,
     "serve": serve.Serve,
     "trace": trace.Trace,
     "pair lint": PairLint,

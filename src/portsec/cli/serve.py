@@ -18,6 +18,7 @@ from portsec.agent.ovsdb import default_target
 from portsec.api import identity, logflood
 from portsec.cli.agent import add_metrics_per_port_option, add_ovs_options, add_report_option, agent_config
 from portsec.cli.find import CommandError
+from portsec.cli.ovn import OVN, add_backend_options, ovn_config
 from portsec.cli.quotas import defaults_of
 from portsec.service.agents import ENV_DOWN_TIME
 from portsec.service.quotas import environment as quota_environment
@@ -78,6 +79,7 @@ class Serve(Command):
         add_ovs_options(parser)
         add_report_option(parser)
         add_metrics_per_port_option(parser)
+        add_backend_options(parser)
         return parser
 
     def take_action(self, args: argparse.Namespace) -> None:
@@ -111,6 +113,7 @@ class Serve(Command):
         os.environ.update(quota_environment(defaults_of(options)))
         os.environ[ENV_DOWN_TIME] = str(args.agent_down_time)
         os.environ.update(switch_environment(args.bridge, args.ovsdb))  # where drops and trace read the switch
+        os.environ.update(_backend_environment(args))
         auth = f"identity {args.identity_config}" if args.identity_config else "noauth"
         self.app.stderr.write(f"portsec: Neutron API on http://{args.bind}:{args.port} (database {db.url}, {auth})\n")
         # uvicorn calls its `http` class with its own arguments: a partial adds ours. Not a class made here:
@@ -145,10 +148,12 @@ class Serve(Command):
         from portsec.agent.metrics import AgentMetrics
         from portsec.agent.ovsdb import ovsdb_answers
 
-        config = agent_config(args)
-        target = config.ovsdb or default_target(config.rundir)
         if args.agent is False:
             return None
+        if args.backend == OVN:
+            return self._ovn(args, url, stop)
+        config = agent_config(args)
+        target = config.ovsdb or default_target(config.rundir)
         if not ovsdb_answers(target):
             if args.agent:
                 raise CommandError(f"--agent: no Open vSwitch database answers at {target}")
@@ -161,6 +166,29 @@ class Serve(Command):
         thread.start()
         self.app.stderr.write(f"portsec: enforcing on {config.bridge} ({target})\n")
         return thread
+
+    def _ovn(self, args: argparse.Namespace, url: str, stop: threading.Event) -> threading.Thread:
+        """The OVN backend in a thread of this process: it writes NB; ovn-controller enforces on each hypervisor."""
+        from portsec.ovn.backend import OvnBackend
+
+        config = ovn_config(args)
+        logging.getLogger("portsec").setLevel(logging.INFO)
+        backend = OvnBackend(Database(url), config)
+        thread = threading.Thread(target=backend.run, args=(stop,), name="portsec-ovn", daemon=True)
+        thread.start()
+        self.app.stderr.write(f"portsec: enforcing through OVN (Northbound {config.nb})\n")
+        return thread
+
+
+def _backend_environment(args: argparse.Namespace) -> dict[str, str]:
+    """What the workers need to answer trace and drops for the backend that runs."""
+    from portsec.ovn.backend import ENV_BACKEND, ENV_NB, ENV_SB
+
+    env = {ENV_BACKEND: args.backend}
+    if args.backend == OVN:
+        ovn_config(args)  # refused here, before anything starts, without --ovn-nb
+        env.update({ENV_NB: args.ovn_nb, **({ENV_SB: args.ovn_sb} if args.ovn_sb else {})})
+    return env
 
 
 def _positive(kind: type[int] | type[float]) -> Any:

@@ -12,8 +12,9 @@ from portsec.store.database import Tx
 ACTIVE, DOWN = "ACTIVE", "DOWN"
 
 
-def report(tx: Tx, port_id: str, status: str, host: str) -> Port | None:
-    """Set ``status`` (and ``binding:host_id`` when empty); a port deleted meanwhile is ignored.
+def report(tx: Tx, port_id: str, status: str, host: str, rebind: bool = False) -> Port | None:
+    """Set ``status`` (and ``binding:host_id`` when empty, or with ``rebind`` whenever the port is ACTIVE on
+    ``host``: OVN says which chassis holds it); a port deleted meanwhile is ignored.
 
     Like Neutron, a status change is a change: the revision bumps and the
     change log records it.
@@ -21,5 +22,6 @@ def report(tx: Tx, port_id: str, status: str, host: str) -> Port | None:
     old = store.get(tx.conn, port_id, for_update=True)
     if old is None:
         return None
-    new = replace(old, status=status, host_id=old.host_id or (host if status == ACTIVE else ""))
+    active_on = host if status == ACTIVE else ""
+    new = replace(old, status=status, host_id=(active_on or old.host_id) if rebind else (old.host_id or active_on))
     return save_update(tx, "port", old, new, store.update)
