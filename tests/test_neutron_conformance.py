@@ -308,3 +308,63 @@ def test_a_router_interface_keeps_an_auto_address_subnet(api):
     body = {"network_id": network["id"], "device_owner": "network:router_interface"}
     assert api.post("/v2.0/ports", json={"port": body}).status_code == 201
     assert _error(api.delete(f"/v2.0/subnets/{auto['id']}"), 409)["type"] == "SubnetInUse"
+
+
+# 8. ipv6_ra_mode and ipv6_address_mode are checked on create as Neutron checks them (tempest's
+#    NetworksTestDHCPv6.test_dhcpv6_invalid_options): Neutron's _validate_subnet, in its order.
+
+_INVALID = "Invalid input for operation: "
+
+
+@pytest.mark.parametrize(
+    ("cidr", "attrs", "message"),
+    [
+        ("2001:db8::/64", {"ipv6_ra_mode": "dhcpv6-stateless", "ipv6_address_mode": "dhcpv6-stateful"},
+         "ipv6_ra_mode set to 'dhcpv6-stateless' with ipv6_address_mode set to 'dhcpv6-stateful' is not valid. "
+         "If both attributes are set, they must be the same value."),
+        ("2001:db8::/64", {"ipv6_ra_mode": "slaac", "ipv6_address_mode": "dhcpv6-stateless"},
+         "ipv6_ra_mode set to 'slaac' with ipv6_address_mode set to 'dhcpv6-stateless' is not valid. "
+         "If both attributes are set, they must be the same value."),
+        # Neutron's InvalidInput adds a period to a message that already ends in one.
+        ("2001:db8::/64", {"ipv6_ra_mode": "slaac", "enable_dhcp": False},
+         "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False.."),
+        ("2001:db8::/64", {"ipv6_address_mode": "dhcpv6-stateful", "enable_dhcp": False},
+         "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False.."),
+        # The DHCP check comes before the combination check.
+        ("2001:db8::/64", {"ipv6_ra_mode": "slaac", "ipv6_address_mode": "dhcpv6-stateful", "enable_dhcp": False},
+         "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False.."),
+        ("2001:db8::/80", {"ipv6_address_mode": "slaac"},
+         "Invalid CIDR 2001:db8::/80 for IPv6 address mode. OpenStack uses the EUI-64 address format, "
+         "which requires the prefix to be /64.."),
+        ("2001:db8::/56", {"ipv6_ra_mode": "dhcpv6-stateless"},
+         "Invalid CIDR 2001:db8::/56 for IPv6 address mode. OpenStack uses the EUI-64 address format, "
+         "which requires the prefix to be /64.."),
+        ("10.0.0.0/24", {"ipv6_ra_mode": "slaac"}, "ipv6_ra_mode is not valid when ip_version is 4."),
+        ("10.0.0.0/24", {"ipv6_address_mode": "dhcpv6-stateful"}, "ipv6_address_mode is not valid when ip_version is 4."),
+    ],
+)  # fmt: skip
+def test_ipv6_modes_neutron_refuses(api, cidr, attrs, message):
+    network = _network(api)
+    body = {"network_id": network["id"], "cidr": cidr, "ip_version": 6 if ":" in cidr else 4, **attrs}
+    error = _error(api.post("/v2.0/subnets", json={"subnet": body}), 400)
+    assert (error["type"], error["message"]) == ("InvalidInput", _INVALID + message)
+    assert api.get(f"/v2.0/subnets?network_id={network['id']}").json()["subnets"] == []
+
+
+@pytest.mark.parametrize(
+    ("cidr", "attrs"),
+    [
+        ("2001:db8::/64", {"ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}),
+        ("2001:db8::/64", {"ipv6_ra_mode": "dhcpv6-stateless"}),
+        ("2001:db8::/64", {"ipv6_address_mode": "dhcpv6-stateless"}),
+        # A stateful subnet allocates: any prefix length.
+        ("2001:db8::/80", {"ipv6_ra_mode": "dhcpv6-stateful", "ipv6_address_mode": "dhcpv6-stateful"}),
+        ("2001:db8::/64", {"enable_dhcp": False}),
+    ],
+)
+def test_ipv6_modes_neutron_accepts(api, cidr, attrs):
+    subnet = _subnet(api, _network(api)["id"], cidr, **attrs)
+    assert (subnet["ipv6_ra_mode"], subnet["ipv6_address_mode"]) == (
+        attrs.get("ipv6_ra_mode"),
+        attrs.get("ipv6_address_mode"),
+    )

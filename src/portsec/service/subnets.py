@@ -49,6 +49,34 @@ def _check_cidr(tx: Tx, values: Mapping[str, Any], network_id: str) -> str:
     return cidr
 
 
+AUTO_ADDRESS_MODES = ("slaac", "dhcpv6-stateless")
+
+
+def _check_ipv6_modes(values: Mapping[str, Any], cidr: str) -> None:
+    """Neutron's checks of ipv6_ra_mode and ipv6_address_mode on create, in its order and with its messages."""
+    ra_mode, address_mode = values["ipv6_ra_mode"], values["ipv6_address_mode"]
+    if values["ip_version"] == 4:
+        for name, mode in (("ipv6_ra_mode", ra_mode), ("ipv6_address_mode", address_mode)):
+            if mode is not None:
+                raise errors.InvalidInput(error_message=f"{name} is not valid when ip_version is 4")
+        return
+    if (ra_mode is not None or address_mode is not None) and not values["enable_dhcp"]:
+        raise errors.InvalidInput(
+            error_message="ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False."
+        )
+    if ra_mode is not None and address_mode is not None and ra_mode != address_mode:
+        raise errors.InvalidInput(
+            error_message=f"ipv6_ra_mode set to '{ra_mode}' with ipv6_address_mode set to '{address_mode}' is not "
+            "valid. If both attributes are set, they must be the same value"
+        )
+    # EUI-64 addresses need a /64 (RFC 4862 5.5.3); Neutron counts either mode (is_auto_address_subnet).
+    if (ra_mode in AUTO_ADDRESS_MODES or address_mode in AUTO_ADDRESS_MODES) and not cidr.endswith("/64"):
+        raise errors.InvalidInput(
+            error_message=f"Invalid CIDR {cidr} for IPv6 address mode. OpenStack uses the EUI-64 address format, "
+            "which requires the prefix to be /64."
+        )
+
+
 def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> Subnet:
     values = prepare_create(SUBNET, body, ctx.project_id, ctx.is_admin)
     quotas.check_create(tx, limits.quotas, values["project_id"], "subnet")
@@ -59,6 +87,7 @@ def create(tx: Tx, ctx: Context, body: Any, limits: Limits = DEFAULT_LIMITS) -> 
     gateway = ipam.default_gateway(cidr) if gateway is NOT_SPECIFIED else gateway
     gateway = None if gateway is None else ipam.canonical_ip(gateway)
     ipam.check_gateway(cidr, gateway)
+    _check_ipv6_modes(values, cidr)
     mtu.check_new_subnet(network.id, network.mtu, values["ip_version"])
     if values["allocation_pools"] is NOT_SPECIFIED:
         pools = ipam.default_pools(cidr, gateway)
