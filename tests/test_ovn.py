@@ -281,3 +281,36 @@ def test_nb_restart_and_wipe_are_survived(sky: Cloud, seed: dict[str, Any]) -> N
         ), name  # fmt: skip
     assert seed["client_vm"].ping("192.168.1.136", count=3), "traffic after NB was wiped and restored"
     assert not _spoof_reaches(seed["server1_vm"], SPOOF, "192.168.1.2"), "and port security with it"
+
+
+def test_trace_answers_through_ovn(sky: Cloud, seed: dict[str, Any]) -> None:
+    """`portsec trace --backend ovn` and POST /v2.0/ports/{id}/trace on an OVN server: OVN's verdict, the contract's
+    words, exit 0/2/1; drops are the native agent's only, and both say so."""
+    env = {"PORTSEC_DATABASE_URL": sky.database_url, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+
+    def trace(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([server.PORTSEC, "trace", "--backend", "ovn", "--ovn-sb", sky.bed.central.sb, *argv],
+                              capture_output=True, text=True, env=env, timeout=60, check=False)  # fmt: skip
+
+    spoof = trace("server1", f"ip,nw_src={SPOOF}")
+    assert spoof.returncode == 2, spoof
+    assert spoof.stdout.startswith("verdict: dropped (ls_in_apply_port_sec)"), spoof.stdout
+    assert f"nw_src={SPOOF}" in spoof.stdout and f"ip4.src == {SPOOF}" in spoof.stdout
+    assert "--allowed-address ip-address=192.168.1.10" in spoof.stdout, "the fix, in port terms"
+    own = trace("server1", "udp,tp_src=5000,tp_dst=53")
+    assert own.returncode == 0 and own.stdout.startswith("verdict: forwarded"), own
+    dhcp = trace("server1", "udp,tp_src=67,tp_dst=68")
+    assert dhcp.returncode == 2 and "dropped (ls_in_acl)" in dhcp.stdout, dhcp
+    ra = trace("server1", "icmp6,icmp_type=134,icmp_code=0,ipv6_dst=ff02::1")
+    assert ra.returncode == 0 and "OVN forwards it, where portsec's contract drops it" in ra.stdout, ra
+    bad = trace("server1", "ip,nw_src=not-an-address")
+    assert bad.returncode == 1, bad
+
+    answer = sky.call("POST", f"/v2.0/ports/{seed['server1']['id']}/trace",
+                      {"trace": {"microflow": f"ip,nw_src={SPOOF}"}})["trace"]  # fmt: skip
+    assert answer["verdict"] == "dropped" and answer["reason"] == "ls_in_apply_port_sec" and answer["ofport"] is None
+    refused = sky.http.get(f"/v2.0/ports/{seed['server1']['id']}/drops")
+    assert refused.status_code == 409 and "OVN" in refused.json()["NeutronError"]["message"], refused.text
+    drops = subprocess.run([server.PORTSEC, "port", "drops", "server1"], capture_output=True, text=True, timeout=60,
+                           env={**env, "PORTSEC_BACKEND": "ovn"}, check=False)  # fmt: skip
+    assert drops.returncode == 1 and "native agent" in drops.stderr, drops

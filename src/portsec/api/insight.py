@@ -15,6 +15,7 @@ answers 503, never a guess.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from portsec.api.auth import Auth
 from portsec.domain import errors
 from portsec.domain.model import Context
 from portsec.openflow.flows import DROP_REASONS
+from portsec.ovn.settings import ENV_BACKEND, ENV_SB, OVN
 from portsec.service import insight, policy, ports, views
 from portsec.store.database import Run
 
@@ -57,6 +59,18 @@ class DropCountersUnavailable(errors.ServiceUnavailable):
     )
 
 
+class DropCountersNotKept(errors.Conflict):
+    message = (
+        "Port %(port_id)s has no drop counters: they come from the native agent, and this server enforces through "
+        "OVN, which counts drops per logical flow, shared by all ports. Trace a packet instead "
+        "(POST /v2.0/ports/%(port_id)s/trace, portsec trace --backend ovn)."
+    )
+
+
+class TraceUnavailable(errors.ServiceUnavailable):
+    message = "Packets of port %(port_id)s cannot be traced through OVN: %(trouble)s."
+
+
 def install(
     app: FastAPI,
     threads: DatabaseThreads,
@@ -82,10 +96,12 @@ def install(
         name="show_port_drops",
         tags=tags,
         summary="Packets the port's anti-spoofing flows dropped, per reason (from this host's switch)",
-        responses={200: _drops_schema(), **openapi.errors(404), 503: _unavailable()},
+        responses={200: _drops_schema(), **openapi.errors(404, 409), 503: _unavailable()},
     )
     async def show_port_drops(item_id: str, request: Request) -> JSONResponse:
         _, port = await visible_port(request, item_id)
+        if os.environ.get(ENV_BACKEND) == OVN:
+            raise DropCountersNotKept(port_id=port["id"])
         switch = LocalSwitch.from_environment()
         try:  # ovs-ofctl: a subprocess, in a worker thread (not a database one)
             dropped = await anyio.to_thread.run_sync(port_drops, switch, port["id"])
@@ -104,6 +120,9 @@ def install(
     async def trace_port(item_id: str, request: Request) -> JSONResponse:
         _, port = await visible_port(request, item_id)
         microflow, given = _trace_request(await read_body(request))
+        southbound = os.environ.get(ENV_SB)
+        if os.environ.get(ENV_BACKEND) == OVN and southbound:
+            return JSONResponse({"trace": await _trace_ovn(port, microflow, southbound)})
         switch = LocalSwitch.from_environment()
         ofport, where = await anyio.to_thread.run_sync(
             choose_ofport, port["id"], given, switch.ovsdb, "given in the request"
@@ -134,6 +153,29 @@ def install(
 
 
 # Requests --------------------------------------------------------------------------------------------------------
+
+
+async def _trace_ovn(port: dict[str, Any], microflow: str, southbound: str) -> dict[str, Any]:
+    """The trace through OVN's logical pipeline (ovn-trace, a subprocess: in a worker thread)."""
+    from portsec.ovn.trace import OvnTraceError, trace_ovn
+
+    try:
+        result = await anyio.to_thread.run_sync(trace_ovn, port, microflow, southbound)
+    except OvnTraceError as err:
+        raise TraceUnavailable(port_id=port["id"], trouble=str(err)) from None
+    except ValueError as err:
+        raise _invalid("microflow", f"Bad microflow {microflow!r}: {err}") from None
+    return {
+        "verdict": "forwarded" if result.forwarded else "dropped",
+        "reason": result.dropped_by,
+        "headline": result.headline(),
+        "packet": str(result.packet),
+        "ofport": None,
+        "ofport_source": f"OVN: logical port {port['id']} ({result.expression})",
+        "flows": list(result.stages),
+        "why": result.why,
+        "fix": result.fix,
+    }
 
 
 def _trace_request(body: Any) -> tuple[str, int | None]:
@@ -232,9 +274,9 @@ def _trace_schema() -> dict[str, Any]:
             "reason": {"type": ["string", "null"], "description": "The drop reason (a flow cookie's), if dropped"},
             "headline": {**_STRING, "description": "The verdict as `portsec trace` prints it"},
             "packet": {**_STRING, "description": "The packet traced, with what the port filled in"},
-            "ofport": {"type": "integer"},
+            "ofport": {"type": ["integer", "null"], "description": "null when traced through OVN"},
             "ofport_source": _STRING,
-            "flows": _STRINGS,
+            "flows": {**_STRINGS, "description": "The flows taken (native), or OVN's ingress stages (OVN)"},
             "why": _STRING,
             "fix": {"type": ["string", "null"], "description": "The command that would allow it, if one can"},
         }

@@ -13,6 +13,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 
 from portsec.cli.find import CommandError, client_of, find
+from portsec.ovn.settings import ENV_BACKEND, OVN
 
 OVS_HINT = "is Open vSwitch running? Point OVS_RUNDIR or --ovsdb at it"
 
@@ -126,6 +127,12 @@ class PortDrops(Lister):
         from portsec.agent.ofctl import OfctlError
 
         port = find(client_of(self), "port", args.port)
+        if os.environ.get(ENV_BACKEND) == OVN:
+            raise CommandError(
+                f"port {port['id']} has no drop counters: they come from the native agent, and {ENV_BACKEND}=ovn "
+                "enforces through OVN, which counts drops per logical flow, shared by all ports; trace a packet "
+                "instead (portsec trace --backend ovn)"
+            )
         try:
             dropped = port_drops(LocalSwitch(args.bridge, os.environ.get("OVS_RUNDIR")), port["id"])
         except OfctlError as err:

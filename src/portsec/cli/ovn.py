@@ -9,12 +9,11 @@ from typing import Any
 from cliff.lister import Lister
 
 from portsec.cli.find import CommandError
-
-NATIVE, OVN = "native", "ovn"
+from portsec.ovn.settings import ENV_BACKEND, ENV_NB, ENV_SB, NATIVE, OVN
 
 
 def add_backend_options(parser: argparse.ArgumentParser, with_choice: bool = True) -> None:
-    from portsec.ovn.backend import ENV_BACKEND, ENV_NB, ENV_SB, OvnConfig
+    from portsec.ovn.backend import OvnConfig
 
     if with_choice:
         parser.add_argument(

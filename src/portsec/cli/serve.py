@@ -18,8 +18,9 @@ from portsec.agent.ovsdb import default_target
 from portsec.api import identity, logflood
 from portsec.cli.agent import add_metrics_per_port_option, add_ovs_options, add_report_option, agent_config
 from portsec.cli.find import CommandError
-from portsec.cli.ovn import OVN, add_backend_options, ovn_config
+from portsec.cli.ovn import add_backend_options, ovn_config
 from portsec.cli.quotas import defaults_of
+from portsec.ovn.settings import ENV_BACKEND, ENV_NB, ENV_SB, OVN
 from portsec.service.agents import ENV_DOWN_TIME
 from portsec.service.quotas import environment as quota_environment
 from portsec.store.database import Database
@@ -182,8 +183,6 @@ class Serve(Command):
 
 def _backend_environment(args: argparse.Namespace) -> dict[str, str]:
     """What the workers need to answer trace and drops for the backend that runs."""
-    from portsec.ovn.backend import ENV_BACKEND, ENV_NB, ENV_SB
-
     env = {ENV_BACKEND: args.backend}
     if args.backend == OVN:
         ovn_config(args)  # refused here, before anything starts, without --ovn-nb

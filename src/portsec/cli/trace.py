@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
 from cliff.command import Command
 
 from portsec.agent.local import choose_ofport
 from portsec.cli.find import CommandError, client_of, find
+from portsec.ovn.settings import ENV_BACKEND, ENV_SB, NATIVE, OVN
 from portsec.service.insight import trace_port
 
 FORWARDED, DROPPED = 0, 2
@@ -38,6 +41,15 @@ class Trace(Command):
             help="OpenFlow port number to trace from (default: the port's interface on the local Open vSwitch)",
         )  # fmt: skip
         parser.add_argument(
+            "--backend", choices=(NATIVE, OVN), default=os.environ.get(ENV_BACKEND) or NATIVE,
+            help="Trace through the native agent's flows (on the switch model), or through OVN's logical pipeline "
+            f"with ovn-trace (needs --ovn-sb) (default: native; env {ENV_BACKEND})",
+        )  # fmt: skip
+        parser.add_argument(
+            "--ovn-sb", metavar="<connection>", default=os.environ.get(ENV_SB),
+            help=f"OVN Southbound database that ovn-trace reads, e.g. tcp:10.0.0.5:6642 (env {ENV_SB})",
+        )  # fmt: skip
+        parser.add_argument(
             "--ovsdb", metavar="<target>", default=None,
             help="OVSDB to look the interface up in, e.g. unix:/var/run/openvswitch/db.sock "
             "(default: unix:$OVS_RUNDIR/db.sock)",
@@ -46,6 +58,8 @@ class Trace(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         port = find(client_of(self), "port", args.port)
+        if args.backend == OVN:
+            return self._ovn(port, args)
         ofport, where = choose_ofport(port["id"], args.ofport, args.ovsdb, "given with --ofport")
         try:
             result = trace_port(port, args.flow, ofport)
@@ -54,4 +68,16 @@ class Trace(Command):
         lines = result.text().splitlines()
         lines.insert(2, f"ofport:  {ofport} ({where})")
         self.app.stdout.write("\n".join(lines) + "\n")
+        return FORWARDED if result.forwarded else DROPPED
+
+    def _ovn(self, port: dict[str, Any], args: argparse.Namespace) -> int:
+        from portsec.ovn.trace import OvnTraceError, trace_ovn
+
+        if not args.ovn_sb:
+            raise CommandError(f"--backend ovn: ovn-trace needs --ovn-sb (or {ENV_SB}): where OVN's Southbound is")
+        try:
+            result = trace_ovn(port, args.flow, args.ovn_sb)
+        except (ValueError, OvnTraceError) as err:
+            raise CommandError(str(err)) from err
+        self.app.stdout.write(result.text())
         return FORWARDED if result.forwarded else DROPPED

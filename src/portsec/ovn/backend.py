@@ -36,7 +36,6 @@ from portsec.store.database import Database, Tx
 LOG = logging.getLogger(__name__)
 ADMIN = Context.admin()
 CHUNK = 500  # ids per query: well under SQLite's bound-parameter limit
-ENV_BACKEND, ENV_NB, ENV_SB = "PORTSEC_BACKEND", "PORTSEC_OVN_NB", "PORTSEC_OVN_SB"
 T = TypeVar("T")
 
 

@@ -132,7 +132,9 @@ class _Reconcile(command.BaseCommand):  # type: ignore[misc]
             row.name: row for row in self._switch_rows(tables) if NETWORK_KEY in row.external_ids
         }  # fmt: skip
         group = self._port_group()
-        members = {r.uuid for r in group.ports} if group is not None else set()
+        # A full sync compares the group's members; a round only sets those of the ports it writes (an insert or
+        # delete of an element is a no-op when it is there or gone already), never reading a 10k-member set.
+        members = {r.uuid for r in group.ports} if group is not None and self.intent.full else None
         wanted_switches = dict(self.intent.switches)
         if self.intent.full:
             wanted_switches.update({name: None for name in switches if name not in wanted_switches})
@@ -218,7 +220,7 @@ class _Reconcile(command.BaseCommand):  # type: ignore[misc]
             if not self.dry_run:
                 row.external_ids = want.external_ids
 
-    def _port(self, switches: dict[str, Any], group: Any, members: set[uuid.UUID], name: str,
+    def _port(self, switches: dict[str, Any], group: Any, members: set[uuid.UUID] | None, name: str,
               want: PortIntent | None) -> None:  # fmt: skip
         row = _port_row(self.api, name)
         if want is None:
@@ -240,17 +242,24 @@ class _Reconcile(command.BaseCommand):  # type: ignore[misc]
             row.name = name
             self._write(row, want)
             switch.addvalue("ports", row)
-        else:
-            changed = self._changed(row, want)
-            if changed and _revision(row) > want.revision:
-                self.drift.append(Drift("port", name, f"stale: NB has revision {_revision(row)}"))
-                return
+            if group is not None and want.enforced:
+                group.addvalue("ports", row)
+            return
+        changed = self._changed(row, want)
+        if changed and _revision(row) > want.revision:
+            self.drift.append(Drift("port", name, f"stale: NB has revision {_revision(row)}"))
+            return
+        if changed:
+            self.drift.append(Drift("port", name, "changed: " + ", ".join(changed)))
+            if not self.dry_run:
+                row.verify("external_ids")
+                self._write(row, want)
+        if group is None:
+            return
+        if members is None:  # a round, which is never a dry run
             if changed:
-                self.drift.append(Drift("port", name, "changed: " + ", ".join(changed)))
-                if not self.dry_run:
-                    row.verify("external_ids")
-                    self._write(row, want)
-        if group is not None and (row.uuid in members) != want.enforced:
+                (group.addvalue if want.enforced else group.delvalue)("ports", row)
+        elif (row.uuid in members) != want.enforced:
             self.drift.append(Drift("port", name, "changed: port group"))
             if not self.dry_run:
                 (group.addvalue if want.enforced else group.delvalue)("ports", row)
