@@ -1,6 +1,6 @@
 """The OVN backend on a real OVN (tests/ovn.py's bed: NB, SB, ovn-northd, hypervisors with ovn-controller).
 
-    python bench/ovn.py [--scales 1000,10000] [--samples 100] [--pairs 3]
+    python bench/ovn.py [--scales 1000,10000] [--samples 50] [--pairs 3] [--failovers 3]
 
 At each scale (that many ports in the store and in NB):
 1. API -> port up on its chassis: a port is created through the service layer (what an API
@@ -13,6 +13,10 @@ At each scale (that many ports in the store and in NB):
    Open vSwitch, until the agent's bundle carrying the port's flows is acknowledged.
 3. NB transactions: pair updates of random ports, one commit each, as fast as the store takes them;
    updates per second until NB holds the last, and the NB transactions the backend used for them.
+5. VIP failover across hypervisors (keepalived, SIGTERM of the master on hv1, backup on hv2, adverts
+   every second): the longest gap in a client's replies from the VIP, pinging every 20 ms, with the
+   pair on both ports against port security off on both (VRRP alone, on the same bed); median of
+   --failovers runs each (target: no slower than VRRP alone).
 4. Full resync: NB wiped, the backend restores N ports x --pairs pairs in one transaction; until
    NB acknowledged, and until ovn-northd has compiled it into SB (`ovn-nbctl --wait=sb sync`).
 Interfaces are peerless `type=patch` ports (ovn-controller claims them like a VM's). Prints a table
@@ -22,6 +26,7 @@ and writes bench/results/ovn.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import queue
@@ -202,11 +207,63 @@ def native_scale(n: int, samples: int, n_pairs: int) -> dict[str, Any]:
     return {"port_up_p50_ms": _pct(up, 50) * 1000, "port_up_p99_ms": _pct(up, 99) * 1000}
 
 
+def failover_gap(c: Any, tmp: Path, protected: bool) -> float:
+    """One failover on the cloud ``c``; the longest gap between the client's replies from the VIP, in seconds."""
+    from tests.frames import M1, M2, MC
+    from tests.keepalived import VIP, Keepalived, holds_vip
+
+    net = c.network(f"f{time.monotonic_ns()}", ["192.168.1.0/24"])
+    pair = [{"ip_address": VIP}]
+    extra = {"allowed_address_pairs": pair} if protected else {"port_security_enabled": False}
+    client = c.port(net, "client", MC, ["192.168.1.2"])
+    server1 = c.port(net, "server1", M1, ["192.168.1.138"], **extra)
+    server2 = c.port(net, "server2", M2, ["192.168.1.136"], **extra)
+    for port in (client, server1, server2):
+        c.converged(port)
+    with c.stack:
+        client_vm = c.vm(c.hv1, client, ["192.168.1.2/24"])
+        vm1, vm2 = c.vm(c.hv1, server1, ["192.168.1.138/24"]), c.vm(c.hv2, server2, ["192.168.1.136/24"])
+        work = tmp / f"k{time.monotonic_ns()}"
+        work.mkdir()
+        daemons = [Keepalived(vm1, work, "MASTER", 150), Keepalived(vm2, work, "BACKUP", 100)]
+        try:
+            deadline = time.monotonic() + 20
+            while not holds_vip(vm1) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            pinger = subprocess.Popen(["ip", "netns", "exec", client_vm.name, "ping", "-D", "-i", "0.02", "-W", "1",
+                                       "-w", "8", VIP], stdout=subprocess.PIPE, text=True)  # fmt: skip
+            time.sleep(2)
+            daemons[0].stop()
+            out, _ = pinger.communicate(timeout=30)
+        finally:
+            for d in daemons:
+                d.stop()
+    for port in (client, server1, server2):
+        c.call("DELETE", f"/v2.0/ports/{port['id']}", expect=204)
+    c.call("DELETE", f"/v2.0/networks/{net['id']}", expect=204)
+    times = [
+        float(line[1 : line.index("]")]) for line in out.splitlines() if line.startswith("[") and "bytes from" in line
+    ]
+    return max(b - a for a, b in itertools.pairwise(times))
+
+
+def failovers(runs: int) -> dict[str, Any]:
+    from tests.cloud import cloud
+
+    gaps: dict[str, list[float]] = {"pairs": [], "vrrp_alone": []}
+    with tempfile.TemporaryDirectory() as d, cloud(Path(d)) as c:
+        for _ in range(runs):
+            for protected, key in ((True, "pairs"), (False, "vrrp_alone")):
+                gaps[key].append(failover_gap(c, Path(d), protected))
+    return {f"{k}_median_s": statistics.median(v) for k, v in gaps.items()} | {"runs": runs, "gaps_s": gaps}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1000,10000")
-    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--failovers", type=int, default=3)
     args = parser.parse_args()
     version = subprocess.run(["ovn-northd", "--version"], capture_output=True, text=True).stdout.split()[1]
     results: dict[str, Any] = {"pairs_per_port": args.pairs, "samples": args.samples, "scales": {}}
@@ -214,6 +271,7 @@ def main() -> None:
         print(f"  {n} ports ...", file=sys.stderr)
         results["scales"][n] = {"ovn": ovn_scale(n, args.samples, args.pairs),
                                 "native": native_scale(n, args.samples, args.pairs)}  # fmt: skip
+    results["failover"] = failovers(args.failovers)
     results["machine"] = f"{platform.machine()}, {platform.python_version()}, OVN {version}, 1 chassis (userspace OVS)"
     print(
         "| ports | OVN: API -> port up p50 / p99 | raw ovn-nbctl -> up p50 / p99 | native agent: p50 / p99 "
@@ -227,6 +285,12 @@ def main() -> None:
               f"| {nat['port_up_p50_ms']:.1f} / {nat['port_up_p99_ms']:.1f} ms "
               f"| {o['updates_per_s']:.0f} ({o['nb_transactions']} for {o['updates']}) "
               f"| {o['resync_s']:.2f} s / {o['resync_to_sb_s']:.2f} s |")  # fmt: skip
+    f = results["failover"]
+    print(
+        f"\n| VIP failover across hypervisors (SIGTERM, median of {f['runs']}) | with the pair on both ports "
+        "| port security off (VRRP alone) |\n|---|---|---|"
+    )
+    print(f"| longest gap in replies | {f['pairs_median_s']:.3f} s | {f['vrrp_alone_median_s']:.3f} s |")
     out = ROOT / "bench" / "results" / "ovn.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
