@@ -223,8 +223,8 @@ def bed(hypervisors: int = 2) -> Iterator[Bed]:
         hvs.append(hv)
     with ExitStack() as stack:
         try:
+            stack.callback(central.stop)  # before starting: a start that fails half-way still ends what it began
             central.start()
-            stack.callback(central.stop)
             for hv in hvs:
                 stack.callback(hv.stop)
                 hv.start(central.sb)
