@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from portsec.agent.heartbeat import Heartbeat
+from portsec.heartbeat import Heartbeat
 from portsec.api.app import create_app
 from portsec.domain import agents as rules
 from portsec.domain import errors
@@ -133,7 +133,7 @@ def test_a_heartbeat_is_one_update_and_a_deleted_row_comes_back(db: Database) ->
 def test_a_heartbeat_that_cannot_be_written_is_logged_not_raised(tmp_path: Path, caplog: Any) -> None:
     db = Database(f"sqlite:///{tmp_path}/never-migrated.db", wait=0.1)  # no agents table
     beat = Heartbeat(db, "compute-1", interval=30, clock=lambda: 0.0)
-    with caplog.at_level(logging.WARNING, logger="portsec.agent.heartbeat"):
+    with caplog.at_level(logging.WARNING, logger="portsec.heartbeat"):
         beat.beat({})
     assert beat.agent_id is None and "agent heartbeat not written" in caplog.text
     db.dispose()

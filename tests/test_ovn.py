@@ -8,6 +8,8 @@ on the hypervisor's Open vSwitch as ovn-controller programmed it.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -314,3 +316,24 @@ def test_trace_answers_through_ovn(sky: Cloud, seed: dict[str, Any]) -> None:
     drops = subprocess.run([server.PORTSEC, "port", "drops", "server1"], capture_output=True, text=True, timeout=60,
                            env={**env, "PORTSEC_BACKEND": "ovn"}, check=False)  # fmt: skip
     assert drops.returncode == 1 and "native agent" in drops.stderr, drops
+
+
+def test_each_chassis_is_an_agent_alive_while_its_ovn_controller_runs(tmp_path: Path) -> None:
+    """GET /v2.0/agents lists each chassis as ML2/OVN does ("OVN Controller agent", its host); a chassis whose
+    ovn-controller stops answering NB turns alive: false."""
+    with cloud(tmp_path, "--report-interval", "0.5", "--agent-down-time", "2") as c:
+
+        def agents() -> dict[str, bool]:
+            listed = c.call("GET", "/v2.0/agents?agent_type=OVN Controller agent")["agents"]
+            return {a["host"]: a["alive"] for a in listed if a["binary"] == "ovn-controller"}
+
+        wait_for(lambda: agents() == {c.hv1.name: True, c.hv2.name: True}, what="both chassis alive")
+        shown = c.call("GET", "/v2.0/agents?host=" + c.hv2.name)["agents"][0]
+        assert shown["configurations"]["chassis_name"] == c.hv2.name and shown["agent_type"] == "OVN Controller agent"
+        pid = int((c.hv2.rundir / "ovn-controller.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)  # hung: its Chassis row stays in SB, but it no longer catches up with NB
+        try:
+            wait_for(lambda: agents() == {c.hv1.name: True, c.hv2.name: False}, timeout=15, what="hv2 not alive")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: agents()[c.hv2.name], timeout=15, what="hv2 alive again")

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
-from portsec.agent.heartbeat import Heartbeat
 from portsec.agent.listen import follow_notifications
 from portsec.agent.ofctl import Bridge
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
 from portsec.domain import agents as agent_rows
 from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
+from portsec.heartbeat import Heartbeat
 from portsec.openflow.compiler import compile_port_flows
 from portsec.openflow.flows import Flow
 from portsec.openflow.pipeline import bridge_flows

@@ -43,7 +43,9 @@ def ovn_config(args: argparse.Namespace) -> Any:
         raise CommandError("the OVN backend needs --ovn-nb (or PORTSEC_OVN_NB): where OVN's Northbound database is")
     if not args.ovn_sync_interval > 0:
         raise CommandError(f"--ovn-sync-interval: {args.ovn_sync_interval:g} is not a positive number of seconds")
-    return OvnConfig(nb=args.ovn_nb, sb=args.ovn_sb, sync_interval=args.ovn_sync_interval)
+    config = OvnConfig(nb=args.ovn_nb, sb=args.ovn_sb, sync_interval=args.ovn_sync_interval)
+    config.report_interval = getattr(args, "report_interval", config.report_interval)
+    return config
 
 
 class OvnSync(Lister):

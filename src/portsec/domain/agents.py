@@ -20,6 +20,9 @@ from portsec.domain.attributes import Attr, ResourceSpec
 AGENT_TYPE = "Open vSwitch agent"
 BINARY = "neutron-openvswitch-agent"
 TOPIC = "N/A"
+# With the OVN backend, each chassis is listed as ML2/OVN lists it: its ovn-controller is the agent of its host.
+OVN_AGENT_TYPE = "OVN Controller agent"
+OVN_BINARY = "ovn-controller"
 REPORT_INTERVAL = 30.0  # Neutron's [agent] report_interval: seconds between heartbeats
 AGENT_DOWN_TIME = 75.0  # Neutron's agent_down_time: no heartbeat for longer, and the agent is not alive
 DESCRIPTION_MAX_LEN = 255
@@ -50,6 +53,11 @@ def is_alive(heartbeat: datetime, now: datetime, down_time: float) -> bool:
 def configurations(bridge: str, devices: int) -> dict[str, Any]:
     """The part of Neutron's OVS agent report that means something here: its bridge and how many ports it enforces."""
     return {"integration_bridge": bridge, "devices": devices}
+
+
+def chassis_configurations(chassis: str, encap_ip: str | None) -> dict[str, Any]:
+    """What an OVN chassis reports: its name in OVN, and the address its Geneve tunnels end at."""
+    return {"chassis_name": chassis, "encap_ip": encap_ip}
 
 
 def _string_or_none(data: Any) -> str | None:

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from portsec.changefeed import ChangeFeed
+from portsec.domain import agents as agent_rows
 from portsec.domain.model import Context, Port
+from portsec.heartbeat import Heartbeat
 from portsec.ovn.intent import port_intent, switch_intent, switch_name
 from portsec.ovn.northbound import Drift, Intent, Northbound
 from portsec.ovn.southbound import Southbound
@@ -46,6 +48,7 @@ class OvnConfig:
     sync_interval: float = 60.0  # seconds between full syncs that repair drift (Neutron's maintenance: 300)
     poll_interval: float = 0.05  # change-log poll, for writers that neither share our process nor NOTIFY
     canary_interval: float = 1.0  # how often to check that NB still holds portsec's rows
+    report_interval: float = agent_rows.REPORT_INTERVAL  # heartbeats of the chassis' agent rows (with sb)
     timeout: float = 10.0  # an NB transaction's limit
 
 
@@ -68,6 +71,8 @@ class OvnBackend:
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
         self.rounds: list[Round] = []  # the last few, newest last (for bench/ovn.py and logs)
+        self._chassis: dict[str, Heartbeat] = {}  # the agent row of each chassis' host
+        self._asked: int | None = None  # the NB_Global.nb_cfg a live ovn-controller has echoed by the next report
         self._moved: set[str] = set()  # ports whose `up` changed in NB since the last round
         self._moved_lock = threading.Lock()
 
@@ -93,10 +98,14 @@ class OvnBackend:
             self._sync_when_possible(stop, "start")
             now = time.monotonic()
             next_sync, next_canary = now + self.config.sync_interval, now + self.config.canary_interval
+            next_report = now
             while not stop.is_set():
                 self.feed.wait(self.config.poll_interval)
                 try:
                     now = time.monotonic()
+                    if now >= next_report:
+                        next_report = now + self.config.report_interval
+                        self._report_chassis()
                     if now >= next_canary:
                         next_canary = now + self.config.canary_interval
                         if not self._northbound.holds_portsec():
@@ -186,6 +195,25 @@ class OvnBackend:
         self.rounds = [*self.rounds[-99:], done]
 
     # -- status ----------------------------------------------------------------------------------
+
+    def _report_chassis(self) -> None:
+        """A heartbeat for each chassis whose ovn-controller echoed the last NB_Global.nb_cfg, then ask again.
+
+        As ML2/OVN does: a chassis row stays in SB when its ovn-controller dies, so a chassis counts as alive
+        only while it keeps catching up with NB; one that stops, stops heartbeating and turns alive: false.
+        """
+        if self.sb is None:
+            return
+        for chassis in self.sb.chassis():
+            if self._asked is not None and chassis.nb_cfg < self._asked:
+                continue
+            beat = self._chassis.get(chassis.hostname)
+            if beat is None:
+                beat = Heartbeat(self.db, chassis.hostname, self.config.report_interval,
+                                 agent_type=agent_rows.OVN_AGENT_TYPE, binary=agent_rows.OVN_BINARY)  # fmt: skip
+                self._chassis[chassis.hostname] = beat
+            beat.beat(agent_rows.chassis_configurations(chassis.name, chassis.encap_ip))
+        self._asked = self._northbound.bump_nb_cfg()
 
     def _port_moved(self, name: str) -> None:
         """From the NB connection's thread: a port's ``up`` changed."""

@@ -85,6 +85,13 @@ class Northbound:
             txn.add(cmd)
         return cmd.drift
 
+    def bump_nb_cfg(self) -> int:
+        """NB_Global.nb_cfg plus one; every live ovn-controller echoes it in its Chassis_Private (liveness)."""
+        cmd = _BumpNbCfg(self.api)
+        with self.lock, self.api.transaction(check_error=True) as txn:
+            txn.add(cmd)
+        return int(cmd.result)
+
     def ports_up(self, names: Iterable[str]) -> dict[str, bool | None]:
         """``Logical_Switch_Port.up`` of each named port (None: no such row)."""
         with self.connection.lock:
@@ -113,6 +120,13 @@ def _revision(row: Any) -> int:
         return int(row.external_ids.get(REVISION_KEY, -1))
     except ValueError:
         return -1
+
+
+class _BumpNbCfg(command.BaseCommand):  # type: ignore[misc]
+    def run_idl(self, txn: Any) -> None:
+        nb_global = next(iter(self.api.tables["NB_Global"].rows.values()))
+        self.result = nb_global.nb_cfg + 1
+        nb_global.nb_cfg = self.result
 
 
 class _Reconcile(command.BaseCommand):  # type: ignore[misc]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_southbound import impl_idl
 
-TABLES = ("Chassis", "Port_Binding")
+TABLES = ("Chassis", "Chassis_Private", "Encap", "Port_Binding")
+
+
+@dataclass(frozen=True)
+class Chassis:
+    name: str
+    hostname: str
+    encap_ip: str | None
+    nb_cfg: int  # the last NB_Global.nb_cfg its ovn-controller has caught up with
 
 
 class Southbound:
@@ -34,3 +43,12 @@ class Southbound:
                     if chassis is not None:
                         found[name] = chassis.hostname or chassis.name
         return found
+
+    def chassis(self) -> list[Chassis]:
+        """Every chassis registered in SB, with how far its ovn-controller has caught up (Chassis_Private)."""
+        with self.connection.lock:
+            caught_up = {p.name: p.nb_cfg for p in self.api.tables["Chassis_Private"].rows.values()}
+            return [
+                Chassis(c.name, c.hostname or c.name, c.encaps[0].ip if c.encaps else None, caught_up.get(c.name, 0))
+                for c in self.api.tables["Chassis"].rows.values()
+            ]

@@ -1,7 +1,8 @@
-"""The agent's row in the agents table: registered at start, then a heartbeat every report_interval seconds.
+"""An agent's row in the agents table: registered at start, then a heartbeat every report_interval seconds.
 
 Neutron's agents report their state over RPC and the server writes the row;
-portsec's agent shares the database, so it writes its own row: an insert or
+portsec's native agent shares the database, so it writes its own row (and the
+OVN backend writes one for each live chassis, as ML2/OVN lists them): an insert or
 update at start, then one UPDATE per heartbeat (timestamp and configurations).
 A heartbeat that finds no row (an admin deleted it) registers again, as
 Neutron's server does on the next report. A failed write is only logged: the
@@ -31,9 +32,13 @@ class Heartbeat:
         host: str,
         interval: float = rules.REPORT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        agent_type: str = rules.AGENT_TYPE,
+        binary: str = rules.BINARY,
     ) -> None:
         self.db = db
         self.host = host
+        self.agent_type = agent_type
+        self.binary = binary
         self.interval = interval
         self.clock = clock
         self.agent_id: str | None = None  # None until this process has registered
@@ -52,9 +57,9 @@ class Heartbeat:
             if agent_id is not None and self.db.run_at_once(lambda tx: agents.heartbeat(tx, agent_id, configurations)):
                 return
             self.agent_id = self.db.run_at_once(
-                lambda tx: agents.register(tx, rules.AGENT_TYPE, rules.BINARY, rules.TOPIC, self.host, configurations)
+                lambda tx: agents.register(tx, self.agent_type, self.binary, rules.TOPIC, self.host, configurations)
             )
-            LOG.info("registered as %s agent %s on host %s", rules.AGENT_TYPE, self.agent_id, self.host)
+            LOG.info("registered as %s %s on host %s", self.agent_type, self.agent_id, self.host)
         except WouldWait:
             self.next_at = self.clock() + BUSY_RETRY  # the database was taken: again soon, well within down time
         except Exception as err:  # the flows matter more than the heartbeat: log, and try at the next interval
