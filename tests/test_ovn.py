@@ -8,6 +8,7 @@ on the hypervisor's Open vSwitch as ovn-controller programmed it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -337,3 +338,57 @@ def test_each_chassis_is_an_agent_alive_while_its_ovn_controller_runs(tmp_path: 
         finally:
             os.kill(pid, signal.SIGCONT)
         wait_for(lambda: agents()[c.hv2.name], timeout=15, what="hv2 alive again")
+
+
+def test_a_stale_writer_never_overwrites_a_newer_row(tmp_path: Path) -> None:
+    """Two portsec servers on one NB: the one behind in the change log (an older revision) leaves a newer row be."""
+    from portsec.ovn.intent import PortIntent, SwitchIntent
+    from portsec.ovn.northbound import Intent, Northbound
+
+    with ovn.bed(hypervisors=0) as bed:
+        nb = Northbound(bed.central.nb)
+        try:
+            switch = {switch_name("n1"): SwitchIntent(switch_name("n1"), "n1", 1, "net1")}
+            newer = PortIntent("p1", "n1", (f"{M1} 10.0.0.5",), (f"{M1} 10.0.0.5 10.0.0.10",), True, 5)
+            older = dataclasses.replace(newer, port_security=(f"{M1} 10.0.0.5",), revision=4)
+            nb.reconcile(Intent(switch, {"p1": newer}))
+            drift = nb.reconcile(Intent(switch, {"p1": older}))
+            assert [str(d) for d in drift] == ["port p1: stale: NB has revision 5"]
+            assert "10.0.0.10" in bed.central.nbctl("get", "Logical_Switch_Port", "p1", "port_security")
+            newest = dataclasses.replace(older, revision=6)
+            assert [d.found for d in nb.reconcile(Intent(switch, {"p1": newest}))] == ["changed: port_security"]
+            assert "10.0.0.10" not in bed.central.nbctl("get", "Logical_Switch_Port", "p1", "port_security")
+        finally:
+            nb.close()
+
+
+def test_portsec_restarted_restores_what_changed_while_it_was_away(tmp_path: Path) -> None:
+    """Changes made while no server runs (the embedded CLI, on the same database) reach NB at the next start."""
+    env = {"PORTSEC_DATABASE_URL": f"sqlite:///{tmp_path / 'away.db'}", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+
+    def portsec(*argv: str) -> str:
+        done = subprocess.run([server.PORTSEC, *argv], capture_output=True, text=True, env=env, timeout=60,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0, done
+        return done.stdout.strip()
+
+    with ovn.bed(hypervisors=1) as bed:
+        args = ["--backend", "ovn", "--ovn-nb", bed.central.nb]
+        portsec("network", "create", "net1")
+        portsec("subnet", "create", "--network", "net1", "--subnet-range", "192.168.1.0/24", "s1")
+        kept = portsec("port", "create", "--network", "net1", "-c", "id", "-f", "value", "kept")
+        gone = portsec("port", "create", "--network", "net1", "-c", "id", "-f", "value", "gone")
+        with server.serve(env["PORTSEC_DATABASE_URL"], args=args):
+            wait_for(lambda: {kept, gone} <= _lsp_names(bed), what="both in NB")
+        portsec("port", "delete", "gone")
+        portsec("port", "set", "--allowed-address", "ip-address=192.168.1.10", "kept")
+        with server.serve(env["PORTSEC_DATABASE_URL"], args=args):
+            wait_for(lambda: gone not in _lsp_names(bed), what="the port deleted meanwhile removed")
+            wait_for(
+                lambda: "192.168.1.10" in bed.central.nbctl("get", "Logical_Switch_Port", kept, "port_security"),
+                what="the pair added meanwhile written",
+            )
+
+
+def _lsp_names(bed: ovn.Bed) -> set[str]:
+    return set(bed.central.nbctl("--bare", "--columns=name", "list", "Logical_Switch_Port").split())
