@@ -20,7 +20,9 @@ import pytest
 
 from portsec.guards import guard_from_view
 from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.model import SwitchModel, make_packet, parse_dump_line
+from portsec.openflow.flows import parse_dump_line
+from portsec.openflow.model import SwitchModel
+from portsec.openflow.packet import make_packet
 from portsec.openflow.pipeline import bridge_flows
 from tests import ovs
 from tests.contract import Spec, contract

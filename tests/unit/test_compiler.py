@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from portsec.guards import guard_from_view
 from portsec.openflow.compiler import compile_port_flows
 from portsec.openflow.flows import parse_flow
-from portsec.openflow.model import SwitchModel, make_packet
+from portsec.openflow.model import SwitchModel
+from portsec.openflow.packet import make_packet
 from portsec.openflow.pipeline import ARP_ND, FORWARD, SOURCE, bridge_flows, check_flow
 from tests.contract import Spec, contract, packets, ports
 
@@ -137,7 +138,7 @@ def test_the_contract_rows_that_decide_a_drop_match_the_reason_in_the_cookie():
         f"{src},dl_type=0x88cc": "ethertype",
         "ip,in_port=6,dl_src=fa:16:3e:3e:e3:14": "unknown-port",
     }
-    from portsec.openflow.model import parse_packet
+    from portsec.openflow.packet import parse_packet
 
     got = {text: model.evaluate(parse_packet(text)) for text in cases}
     assert {text: (v.action, v.reason) for text, v in got.items()} == {t: ("drop", r) for t, r in cases.items()}

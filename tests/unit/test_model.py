@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 
 from portsec.agent.flowtable import BRIDGE, Batch, FlowTable
 from portsec.guards import guard_from_view
+from portsec.openflow.actions import NORMAL
 from portsec.openflow.compiler import compile_port_flows
 from portsec.openflow.flows import Flow, cookie, flow, parse_flow, port_tag
-from portsec.openflow.model import AmbiguousFlows, SwitchModel, make_packet, parse_packet
+from portsec.openflow.model import AmbiguousFlows, SwitchModel
+from portsec.openflow.packet import make_packet, parse_packet
 from portsec.openflow.pipeline import bridge_flows
 from tests.contract import packets, ports
 
@@ -111,7 +113,7 @@ def test_counters_and_same_key_replacement():
     (only,) = model.flows()
     assert model.n_packets(only) == 3 and model.counters() == {only: 3}
     model.add("table=0,priority=1,cookie=0x5,ip actions=NORMAL")  # same key: replaced, counter kept
-    assert len(model) == 1 and model.flows()[0].actions == "NORMAL" and model.n_packets(model.flows()[0]) == 3
+    assert len(model) == 1 and model.flows()[0].actions is NORMAL and model.n_packets(model.flows()[0]) == 3
     assert verdict(model, "ip")[0] == "forward"
     model.delete("table=0,priority=1,ip actions=whatever")  # strict delete by key; the actions do not matter
     model.delete(only)  # deleting what is not there is no error

@@ -2,23 +2,24 @@
 
 ``ovs-ofctl`` costs ~13 ms a call here, nearly all of it connecting; an open
 connection turns a bundle around in well under a millisecond, which is what
-the convergence target needs. Only one message shape is ever sent (a flow mod
-with the match fields of :mod:`portsec.openflow.pipeline` and one instruction,
-inside ONF bundle messages), so it is encoded here, in a page; os-ken could
-encode it too, but at ~0.45 ms a message and with eventlet, oslo.config and
-ncclient in tow. The full sync still goes through ``ovs-ofctl replace-flows``,
-which diffs against the switch in C.
+the convergence target needs. Only one message shape is ever sent (a flow mod,
+inside ONF bundle messages), so it is encoded here, in a page: its OXM fields
+come from the field registry (:mod:`portsec.openflow.fields`), its instructions
+from the flow's structured actions. os-ken could encode it too, but at ~0.45 ms
+a message and with eventlet, oslo.config and ncclient in tow. The full sync
+still goes through ``ovs-ofctl replace-flows``, which diffs against the switch in C.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import socket
 import struct
 from collections.abc import Iterable
 
-from portsec.openflow.flows import PROTOCOLS, Flow
+from portsec.openflow.actions import Actions, GotoTable, Normal, Output, as_actions
+from portsec.openflow.fields import FIELD, PROTOCOLS, Field
+from portsec.openflow.flows import Flow
 
 VERSION = 0x05  # OpenFlow 1.4
 HELLO, ERROR, ECHO_REQUEST, ECHO_REPLY, FLOW_MOD, BARRIER_REQUEST, BARRIER_REPLY = 0, 1, 2, 3, 14, 20, 21
@@ -27,86 +28,59 @@ OPEN_REQUEST, COMMIT_REQUEST, DISCARD_REQUEST = 0, 4, 6
 ATOMIC_ORDERED = 0x3
 ADD, DELETE_STRICT = 0, 4
 ANY, NORMAL, NO_BUFFER = 0xFFFFFFFF, 0xFFFFFFFA, 0xFFFFFFFF
-
-# ovs-ofctl field -> (OXM field number, width in bytes, kind); tp_* and icmp_type depend on the protocol.
-_OXM = {
-    "in_port": (0, 4, "int"),
-    "dl_dst": (3, 6, "mac"),
-    "dl_src": (4, 6, "mac"),
-    "vlan_tci": (6, 2, "int"),  # OXM_OF_VLAN_VID: 0x1000 is "a tag is present", as in vlan_tci's CFI bit
-    "nw_src": (11, 4, "ip"),
-    "nw_dst": (12, 4, "ip"),
-    "arp_spa": (22, 4, "ip"),
-    "arp_tpa": (23, 4, "ip"),
-    "arp_sha": (24, 6, "mac"),
-    "ipv6_src": (26, 16, "ip"),
-    "ipv6_dst": (27, 16, "ip"),
-    "nd_target": (31, 16, "ip"),
-    "nd_tll": (33, 6, "mac"),
-}
-_PORTS = {6: (13, 14), 17: (15, 16)}  # TCP_SRC/DST, UDP_SRC/DST
-_ICMP_TYPE = {1: 19, 58: 29}  # ICMPV4_TYPE, ICMPV6_TYPE
+OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS, OFPAT_OUTPUT = 1, 4, 0
 
 
 class OpenFlowError(RuntimeError):
     pass
 
 
-def _oxm(field: int, value: bytes, mask: bytes | None = None) -> bytes:
-    body = value + (mask or b"")
-    return struct.pack("!HBB", 0x8000, field << 1 | (mask is not None), len(body)) + body
-
-
-def _value(kind: str, width: int, text: str) -> tuple[bytes, bytes | None]:
-    if kind == "mac":
-        return bytes.fromhex(text.replace(":", "")), None
-    if kind == "ip":
-        net = ipaddress.ip_network(text, strict=False)
-        mask = None if net.prefixlen == net.max_prefixlen else net.netmask.packed
-        return net.network_address.packed, mask
-    value, _, mask_text = text.partition("/")
-    packed = int(value, 0).to_bytes(width, "big")
-    return packed, int(mask_text, 0).to_bytes(width, "big") if mask_text else None
+def _oxm(field: Field, proto: int | None, value: int, mask: int, f: Flow) -> bytes:
+    """One OXM TLV of the OpenFlow basic class; a mask only when the match is not exact."""
+    number = field.oxm_number(proto)
+    if number is None:  # a port or ICMP type outside the protocols that have one
+        raise OpenFlowError(f"{field.name} needs {field.needs.words if field.needs else 'a protocol'}: {f}")
+    if mask == field.full:
+        return struct.pack("!HBB", 0x8000, number << 1, field.size) + value.to_bytes(field.size, "big")
+    body = value.to_bytes(field.size, "big") + mask.to_bytes(field.size, "big")
+    return struct.pack("!HBB", 0x8000, number << 1 | 1, len(body)) + body
 
 
 def encode_match(f: Flow) -> bytes:
+    """The OXM match of ``f``: its protocol's ethertype and IP protocol, then its fields, from the field registry."""
     fields = b""
     proto = None
     if f.protocol:
         dl_type, proto = PROTOCOLS[f.protocol]
-        fields += _oxm(5, struct.pack("!H", dl_type))
+        fields += _oxm(FIELD["dl_type"], proto, dl_type, 0xFFFF, f)
         if proto is not None:
-            fields += _oxm(10, bytes([proto]))
+            fields += _oxm(FIELD["nw_proto"], proto, proto, 0xFF, f)
     for name, text in f.match:
-        if name in ("tp_src", "tp_dst"):
-            if proto not in _PORTS:
-                raise OpenFlowError(f"{name} needs tcp or udp: {f}")
-            fields += _oxm(_PORTS[proto][name == "tp_dst"], struct.pack("!H", int(text)))
-        elif name == "icmp_type":
-            if proto not in _ICMP_TYPE:
-                raise OpenFlowError(f"icmp_type needs icmp or icmp6: {f}")
-            fields += _oxm(_ICMP_TYPE[proto], bytes([int(text)]))
-        elif name == "dl_type":
-            fields += _oxm(5, struct.pack("!H", int(text, 0)))
-        else:
-            number, width, kind = _OXM[name]
-            fields += _oxm(number, *_value(kind, width, text))
+        field = FIELD[name]  # a Flow made by flow() or parse_flow() has only registered fields
+        fields += _oxm(field, proto, *field.value_mask(text), f)
     length = 4 + len(fields)
     return struct.pack("!HH", 1, length) + fields + b"\0" * (-length % 8)
 
 
-def _instructions(actions: str) -> bytes:
-    if actions == "drop":
-        return b""
-    if actions.startswith("goto_table:"):
-        return struct.pack("!HHB3x", 1, 8, int(actions.split(":", 1)[1]))
-    if actions == "NORMAL":
-        return struct.pack("!HH4x", 4, 24) + struct.pack("!HHIH6x", 0, 16, NORMAL, 0)
-    raise OpenFlowError(f"no encoding for actions={actions}")
+def _instructions(actions: Actions) -> bytes:
+    """Apply-actions with the outputs (NORMAL is a port), then goto-table: the instructions of a flow mod."""
+    outputs = b""
+    goto = b""
+    for action in actions.items:
+        if isinstance(action, Normal | Output):
+            port = NORMAL if isinstance(action, Normal) else action.port
+            outputs += struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, port, 0)
+        elif isinstance(action, GotoTable):
+            goto = struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, action.table)
+        else:
+            raise OpenFlowError(f"no encoding for actions={actions.text}")
+    if outputs:
+        outputs = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(outputs)) + outputs
+    return outputs + goto
 
 
 def encode_flow_mod(f: Flow, command: int, xid: int) -> bytes:
-    instructions = _instructions(f.actions) if command == ADD else b""
+    instructions = _instructions(as_actions(f.actions)) if command == ADD else b""
     body = (
         struct.pack("!QQBBHHHIIIHH", f.cookie, 0, f.table, command, 0, 0, f.priority, NO_BUFFER, ANY, ANY, 0, 0)
         + encode_match(f)

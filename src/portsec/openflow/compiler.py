@@ -1,7 +1,9 @@
 """PortGuard -> the port's flows: the one description of the protection contract (DESIGN.md §4).
 
 The agent installs exactly these flows, and the switch model and
-``portsec trace`` evaluate exactly these flows.
+``portsec trace`` evaluate exactly these flows. Each is built by
+:func:`~portsec.openflow.pipeline.pipeline_flow`, so each is checked against the
+pipeline's declaration (fields, next tables, prerequisites) as it is made.
 
 A port with port security on gets, for ofport P, MACs k, IPv4 bindings n4 and
 IPv6 bindings n6 (each MAC brings its link-local address):
@@ -28,12 +30,14 @@ from __future__ import annotations
 import functools
 
 from portsec.guards import Binding, PortGuard
-from portsec.openflow.flows import REASON_CODE, Flow, cookie, flow
+from portsec.openflow.actions import DROP, goto_table
+from portsec.openflow.flows import REASON_CODE, Flow, cookie
 from portsec.openflow.pipeline import ADMISSION, ARP_ND, FORWARD, SOURCE
+from portsec.openflow.pipeline import pipeline_flow as flow  # every flow checked against the pipeline
 
-GOTO_ARP_ND = f"goto_table:{ARP_ND}"
-GOTO_FORWARD = f"goto_table:{FORWARD}"
-GOTO_SOURCE = f"goto_table:{SOURCE}"
+GOTO_ARP_ND = goto_table(ARP_ND)
+GOTO_FORWARD = goto_table(FORWARD)
+GOTO_SOURCE = goto_table(SOURCE)
 VLAN_PRESENT = "0x1000/0x1000"
 NO_MAC = "00:00:00:00:00:00"  # nd_tll when the NA carries no link-layer option
 
@@ -55,37 +59,37 @@ def compile_port_flows(guard: PortGuard, ofport: int) -> tuple[Flow, ...]:
 
     allow = c("allow")
     if not guard.admin_up:  # Neutron's dead port: nothing in, whatever its port security
-        return (flow(ADMISSION, 100, "drop", c("admin-down"), in_port=port),)
+        return (flow(ADMISSION, 100, DROP, c("admin-down"), in_port=port),)
     if not guard.enforced:
         return (flow(ADMISSION, 100, GOTO_FORWARD, allow, in_port=port),)
 
     v4, v6 = guard.bindings_of(4), guard.bindings_of(6)
     flows = [
-        flow(ADMISSION, 100, "drop", c("vlan"), in_port=port, vlan_tci=VLAN_PRESENT),
+        flow(ADMISSION, 100, DROP, c("vlan"), in_port=port, vlan_tci=VLAN_PRESENT),
         *(flow(ADMISSION, 90, GOTO_ARP_ND, allow, in_port=port, dl_src=m) for m in guard.macs),
-        flow(ADMISSION, 10, "drop", c("mac"), in_port=port),
+        flow(ADMISSION, 10, DROP, c("mac"), in_port=port),
         # ARP: the sender must be the frame's source, and (source MAC, sender IP) a binding.
         *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "arp", in_port=port, dl_src=b.mac, arp_spa=_address(b),
                arp_sha=b.mac) for b in v4),
         *(flow(ARP_ND, 90, GOTO_FORWARD, allow, "arp", in_port=port, dl_src=m, arp_spa="0.0.0.0", arp_sha=m)
           for m in guard.macs),
-        flow(ARP_ND, 10, "drop", c("arp"), "arp", in_port=port),
+        flow(ARP_ND, 10, DROP, c("arp"), "arp", in_port=port),
         # Neighbor advertisements: a bound target, and a link-layer option (if any) equal to the source.
         # They then go on to the source check: an NA is an IPv6 packet like any other.
         *(flow(ARP_ND, 90, GOTO_SOURCE, allow, "icmp6", in_port=port, dl_src=b.mac, icmp_type="136",
                nd_target=_address(b), nd_tll=tll) for b in v6 for tll in (b.mac, NO_MAC)),
-        flow(ARP_ND, 10, "drop", c("nd"), "icmp6", in_port=port, icmp_type="136"),
+        flow(ARP_ND, 10, DROP, c("nd"), "icmp6", in_port=port, icmp_type="136"),
         # Services a VM must not offer, whatever its addresses.
-        flow(SOURCE, 100, "drop", c("dhcp-server"), "udp", in_port=port, tp_src="67", tp_dst="68"),
-        flow(SOURCE, 100, "drop", c("dhcp-server"), "udp6", in_port=port, tp_src="547", tp_dst="546"),
-        flow(SOURCE, 100, "drop", c("ra"), "icmp6", in_port=port, icmp_type="134"),
-        flow(SOURCE, 100, "drop", c("ra"), "icmp6", in_port=port, icmp_type="137"),
+        flow(SOURCE, 100, DROP, c("dhcp-server"), "udp", in_port=port, tp_src="67", tp_dst="68"),
+        flow(SOURCE, 100, DROP, c("dhcp-server"), "udp6", in_port=port, tp_src="547", tp_dst="546"),
+        flow(SOURCE, 100, DROP, c("ra"), "icmp6", in_port=port, icmp_type="134"),
+        flow(SOURCE, 100, DROP, c("ra"), "icmp6", in_port=port, icmp_type="137"),
         # Source addresses, bound to their MAC.
         *(flow(SOURCE, 90, GOTO_FORWARD, allow, "ip", in_port=port, dl_src=b.mac, nw_src=_address(b)) for b in v4),
         *(flow(SOURCE, 90, GOTO_FORWARD, allow, "ipv6", in_port=port, dl_src=b.mac, ipv6_src=_address(b))
           for b in v6),
-        flow(SOURCE, 10, "drop", c("ipv4-source"), "ip", in_port=port),
-        flow(SOURCE, 10, "drop", c("ipv6-source"), "ipv6", in_port=port),
-        flow(SOURCE, 1, "drop", c("ethertype"), in_port=port),
+        flow(SOURCE, 10, DROP, c("ipv4-source"), "ip", in_port=port),
+        flow(SOURCE, 10, DROP, c("ipv6-source"), "ipv6", in_port=port),
+        flow(SOURCE, 1, DROP, c("ethertype"), in_port=port),
     ]  # fmt: skip
     return tuple(flows)

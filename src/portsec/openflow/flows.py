@@ -1,4 +1,4 @@
-"""Flows as frozen values, with one canonical text form in ovs-ofctl syntax.
+"""Flows as immutable values, with one canonical text form in ovs-ofctl syntax.
 
 The text form is what the agent feeds ``ovs-ofctl --bundle``, what golden
 files and ``portsec trace`` print, and what :func:`parse_flow` reads back, so
@@ -10,42 +10,11 @@ its value.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
-# Protocol shorthands of ovs-ofctl, and what they mean as (dl_type, nw_proto).
-PROTOCOLS: dict[str, tuple[int, int | None]] = {
-    "ip": (0x0800, None),
-    "arp": (0x0806, None),
-    "ipv6": (0x86DD, None),
-    "udp": (0x0800, 17),
-    "udp6": (0x86DD, 17),
-    "tcp": (0x0800, 6),
-    "tcp6": (0x86DD, 6),
-    "icmp": (0x0800, 1),
-    "icmp6": (0x86DD, 58),
-}
-
-# Match fields in the order the canonical text writes them.
-FIELDS = (
-    "in_port",
-    "vlan_tci",
-    "dl_src",
-    "dl_dst",
-    "dl_type",
-    "nw_src",
-    "nw_dst",
-    "tp_src",
-    "tp_dst",
-    "arp_spa",
-    "arp_tpa",
-    "arp_sha",
-    "ipv6_src",
-    "ipv6_dst",
-    "icmp_type",
-    "nd_target",
-    "nd_tll",
-)
-_FIELD_RANK = {f: i for i, f in enumerate(FIELDS)}
+from portsec.openflow.actions import Actions, parse_actions
+from portsec.openflow.fields import ALIASES, CONTEXT, FIELD, PROTOCOLS, read_match, unmet
 
 # Cookies: 0x5c in the top byte marks portsec's flows; the next 48 bits name
 # the port (the first 12 hex digits of its UUID, 0 for bridge-wide flows); the
@@ -94,14 +63,17 @@ def port_cookie_match(port_id: str) -> str:
 FlowKey = tuple[int, int, str | None, tuple[tuple[str, str], ...]]
 
 
-@dataclass(frozen=True)
-class Flow:
-    """One OpenFlow entry. ``match`` holds (field, value) pairs in :data:`FIELDS` order."""
+class Flow(NamedTuple):
+    """One OpenFlow entry. ``match`` holds (field, value) pairs in :data:`~portsec.openflow.fields.FIELDS` order;
+    ``actions`` are structured (:mod:`portsec.openflow.actions`) and written in ovs-ofctl syntax by :meth:`text`.
+
+    A named tuple: made, hashed and compared in C, which a compiler of 10,000 ports feels.
+    """
 
     table: int
     priority: int
     match: tuple[tuple[str, str], ...]
-    actions: str
+    actions: Actions
     cookie: int = 0
     protocol: str | None = None
 
@@ -114,73 +86,158 @@ class Flow:
         return cookie_reason(self.cookie)
 
     def match_text(self) -> str:
-        parts = [self.protocol] if self.protocol else []
-        parts += [f"{k}={v}" for k, v in self.match]
-        return ",".join(parts)
+        fields = ",".join(map("=".join, self.match))
+        protocol = self.protocol
+        if protocol:
+            return f"{protocol},{fields}" if fields else protocol
+        return fields
 
     def text(self) -> str:
         m = self.match_text()
-        return (
-            f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
-            + (f",{m}" if m else "")
-            + f" actions={self.actions}"
-        )
+        head = f"table={self.table},priority={self.priority},cookie={self.cookie:#x}"
+        return f"{head},{m} actions={self.actions.text}" if m else f"{head} actions={self.actions.text}"
 
     def __str__(self) -> str:
         return self.text()
 
 
-def flow(table: int, priority: int, actions: str, cookie: int = 0, protocol: str | None = None, **match: str) -> Flow:
-    """A flow from keyword fields; values already in ovs-ofctl spelling. Wildcards (``x/0``) are left out."""
-    names = tuple(match)
-    shape = _SHAPES.get(names) or _shape(names)
-    items = tuple(match.items())
-    if shape[0] is not None:
-        items = tuple(items[i] for i in shape[0])
-    for i in shape[1]:
-        if items[i][1].endswith("/0"):
-            items = tuple(kv for kv in items if not kv[1].endswith("/0"))
-            break
-    return Flow(table, priority, items, actions, cookie, protocol)
+def prerequisite_error(f: Flow) -> str | None:
+    """Why ``f`` may not match one of its fields (a port without TCP or UDP, ...), as Open vSwitch refuses it."""
+    context: dict[str, int] = {}
+    if f.protocol is not None:
+        dl_type, nw_proto = PROTOCOLS[f.protocol]
+        context["dl_type"] = dl_type
+        if nw_proto is not None:
+            context["nw_proto"] = nw_proto
+    for name, text in f.match:
+        if name in CONTEXT:
+            value, mask = FIELD[name].value_mask(text)
+            if mask == FIELD[name].full:
+                context[name] = value
+    for name, _ in f.match:
+        need = unmet(name, context.get("dl_type"), context.get("nw_proto"), context.get("icmp_type"))
+        if need:
+            return f"prerequisites not met for {name} (needs {need}): {f}"
+    return None
 
 
-# The compiler uses a handful of field sets; for each, once: the canonical order (None when the
-# keywords already come in it) and the positions that may hold a CIDR, hence a /0 wildcard.
-_SHAPES: dict[tuple[str, ...], tuple[tuple[int, ...] | None, tuple[int, ...]]] = {}
-_CIDR_FIELDS = frozenset({"nw_src", "nw_dst", "arp_spa", "arp_tpa", "ipv6_src", "ipv6_dst", "nd_target"})
+class _Shape:
+    """What :func:`flow_builder` knows of one field set: the canonical order (None when the keywords
+    already come in it), the positions that may hold a CIDR (hence a ``/0`` wildcard), the positions of
+    fields whose values prerequisites read, and what of it was checked."""
+
+    __slots__ = ("cidr", "context", "order", "pending", "seen")
+
+    def __init__(self, names: tuple[str, ...], checking: bool) -> None:
+        unknown = [n for n in names if n not in FIELD]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}")
+        order = tuple(sorted(range(len(names)), key=lambda i: FIELD[names[i]].rank))
+        ordered = [FIELD[names[i]] for i in order]
+        self.order = None if order == tuple(range(len(names))) else order
+        self.cidr = tuple(i for i, f in enumerate(ordered) if f.prefixed)
+        self.context = tuple(i for i, f in enumerate(ordered) if f.name in CONTEXT)
+        self.pending = checking  # a flow of this shape still has to be checked
+        self.seen: set[object] = set()  # the context values checked, when there are context fields
 
 
-def _shape(names: tuple[str, ...]) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
-    order = tuple(sorted(range(len(names)), key=lambda i: _FIELD_RANK[names[i]]))
-    ordered = [names[i] for i in order]
-    cidr = tuple(i for i, n in enumerate(ordered) if n in _CIDR_FIELDS)
-    _SHAPES[names] = shape = (None if order == tuple(range(len(names))) else order, cidr)
-    return shape
+_make = tuple.__new__
 
 
-_SPLIT = re.compile(r",(?![^(]*\))")
+class FlowBuilder(Protocol):
+    """The signature of :func:`flow`."""
+
+    def __call__(
+        self,
+        table: int,
+        priority: int,
+        actions: Actions | str,
+        cookie: int = 0,
+        protocol: str | None = None,
+        **match: str,
+    ) -> Flow: ...
+
+
+def flow_builder(check: Callable[[Flow], None] | None = None) -> FlowBuilder:
+    """:func:`flow`, or one that runs ``check`` on the first flow of each shape it builds.
+
+    A shape is what a check can depend on: table, protocol, actions, the fields
+    matched and the values of the fields that others' prerequisites read. A
+    compiler writes a handful of shapes, so checking every flow it makes costs
+    about one dictionary lookup a flow.
+    """
+    shapes: dict[object, _Shape] = {}
+
+    def build(
+        table: int, priority: int, actions: Actions | str, cookie: int = 0, protocol: str | None = None, **match: str
+    ) -> Flow:
+        """A flow from keyword fields; values already in ovs-ofctl spelling. Wildcards (``x/0``) are left out."""
+        if isinstance(actions, str):
+            actions = parse_actions(actions)
+        names = tuple(match)
+        key = names if check is None else (table, protocol, actions, names)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = shapes[key] = _Shape(names, check is not None)
+        items = tuple(match.items())
+        if shape.order is not None:
+            items = tuple([items[i] for i in shape.order])
+        pruned = False
+        for i in shape.cidr:
+            if items[i][1].endswith("/0"):
+                items = tuple([kv for kv in items if not kv[1].endswith("/0")])
+                pruned = True
+                break
+        f = _make(Flow, (table, priority, items, actions, cookie, protocol))  # Flow(...) without its Python __new__
+        if shape.pending:
+            assert check is not None
+            if pruned:  # fewer fields than the shape's (a /0 pair): checked until a flow with all of them was
+                check(f)
+            elif shape.context:
+                context = tuple([items[i][1] for i in shape.context])
+                if context not in shape.seen:
+                    check(f)
+                    shape.seen.add(context)
+            else:
+                check(f)
+                shape.pending = False
+        return f
+
+    return build
+
+
+assert Flow._fields == ("table", "priority", "match", "actions", "cookie", "protocol"), "flow_builder makes these"
+flow = flow_builder()
 
 
 def parse_flow(text: str) -> Flow:
     """Read the canonical text form (the inverse of :meth:`Flow.text`)."""
     head, _, actions = text.strip().partition(" actions=")
-    table = priority = cookie_value = 0
-    protocol = None
+    protocol, fields = read_match(head)
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} in {text!r}")
+    table = int(fields.pop("table", "0"))
+    priority = int(fields.pop("priority", "0"))
+    cookie_value = int(fields.pop("cookie", "0"), 0)
     match: dict[str, str] = {}
-    for part in _SPLIT.split(head):
-        name, eq, value = part.partition("=")
-        if not eq:
-            if name not in PROTOCOLS:
-                raise ValueError(f"unknown protocol {name!r} in {text!r}")
-            protocol = name
-        elif name == "table":
-            table = int(value)
-        elif name == "priority":
-            priority = int(value)
-        elif name == "cookie":
-            cookie_value = int(value, 0)
-        elif name in _FIELD_RANK:
-            match[name] = value
-        else:
+    for name, value in fields.items():
+        if name not in FIELD and name not in ALIASES:
             raise ValueError(f"unknown field {name!r} in {text!r}")
-    return flow(table, priority, actions, cookie_value, protocol, **match)
+        match[ALIASES.get(name, name)] = value
+    return flow(table, priority, parse_actions(actions), cookie_value, protocol, **match)
+
+
+_STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=", "reset_counts", "idle_timeout=",
+          "hard_timeout=", "send_flow_rem", "importance=")  # fmt: skip
+
+
+def parse_dump_line(line: str) -> Flow | None:
+    """One line of ``ovs-ofctl dump-flows`` (or the canonical text); None for headers and blank lines."""
+    line = line.strip()
+    if not line or line.startswith(("#", "OFPST_", "NXST_")) or " actions=" not in line:
+        return None
+    head, _, actions = line.partition(" actions=")
+    parts = [p for p in re.split(r",\s*", head.strip()) if p and not p.startswith(_STATS)]
+    if not any(p.startswith("priority=") for p in parts):
+        parts.append("priority=32768")
+    return parse_flow(",".join(parts) + " actions=" + actions)

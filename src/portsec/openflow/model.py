@@ -4,7 +4,7 @@ It holds :class:`~portsec.openflow.flows.Flow` values (the compiler's output, or
 ``ovs-ofctl`` text read back with :func:`~portsec.openflow.flows.parse_flow`),
 applies adds and deletes the way ``ovs-ofctl --bundle`` does (one key = one
 entry; adding an existing key replaces its actions and cookie and keeps its
-counters), and evaluates packets: per table the highest-priority match wins,
+counters), and evaluates packets (:mod:`portsec.openflow.packet`): per table the highest-priority match wins,
 masks and CIDRs are honoured, ``goto_table`` / ``resubmit(,N)`` move on, ``NORMAL``
 and ``output`` forward, and a miss drops. Counters are per flow.
 
@@ -13,284 +13,36 @@ differently are refused (:class:`AmbiguousFlows`): Open vSwitch would pick one
 of them arbitrarily, so such a pair is a bug in whoever wrote the flows.
 
 Speed: every field of a packet is packed once into one integer, and every flow
-is compiled into an integer (value, mask) pair over the same layout, so a
-match test is ``bits & mask == value``. Flows are indexed by (table, in_port).
+is compiled into an integer (value, mask) pair over the same layout (the field
+registry's, :mod:`portsec.openflow.fields`), so a match test is
+``bits & mask == value``; actions come structured, so nothing is parsed per
+packet. Flows are indexed by (table, in_port).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from portsec.openflow.flows import PROTOCOLS, Flow, parse_flow
+from portsec.openflow.actions import GotoTable, Normal, Output, Resubmit, as_actions
+from portsec.openflow.fields import FIELD, PROTOCOLS, pack
+from portsec.openflow.flows import Flow, FlowKey, parse_dump_line, parse_flow, prerequisite_error
+from portsec.openflow.packet import ETH_ARP, ETH_IP, ETH_IPV6, Packet, make_packet, parse_packet
 
-# The packet fields the model knows, in ovs-ofctl spelling, with their kind and width in bits.
-_LAYOUT: tuple[tuple[str, str, int], ...] = (
-    ("in_port", "int", 32),
-    ("vlan_tci", "int", 16),
-    ("dl_src", "mac", 48),
-    ("dl_dst", "mac", 48),
-    ("dl_type", "int", 16),
-    ("nw_proto", "int", 8),
-    ("nw_src", "ip4", 32),
-    ("nw_dst", "ip4", 32),
-    ("tp_src", "int", 16),
-    ("tp_dst", "int", 16),
-    ("arp_op", "int", 16),
-    ("arp_spa", "ip4", 32),
-    ("arp_tpa", "ip4", 32),
-    ("arp_sha", "mac", 48),
-    ("arp_tha", "mac", 48),
-    ("ipv6_src", "ip6", 128),
-    ("ipv6_dst", "ip6", 128),
-    ("icmp_type", "int", 8),
-    ("icmp_code", "int", 8),
-    ("nd_target", "ip6", 128),
-    ("nd_sll", "mac", 48),
-    ("nd_tll", "mac", 48),
-)
-PACKET_FIELDS = tuple(name for name, _, _ in _LAYOUT)
-_KIND = {name: kind for name, kind, _ in _LAYOUT}
-_WIDTH = {name: width for name, _, width in _LAYOUT}
-_OFFSET: dict[str, int] = {}
-_at = 0
-for _name, _, _width in _LAYOUT:
-    _OFFSET[_name] = _at
-    _at += _width
-del _at, _name, _width
-
-ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
-_TRANSPORT = frozenset({1, 6, 17, 58, 132})
-# ovs-ofctl spellings that mean one of our fields.
-_ALIASES = {"icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code", "eth_src": "dl_src", "eth_dst": "dl_dst",
-            "eth_type": "dl_type", "ip_proto": "nw_proto"}  # fmt: skip
-
-
-def _prerequisite(name: str, dl_type: int | None, nw_proto: int | None, icmp_type: int | None) -> str | None:
-    """What ``name`` needs, as Open vSwitch checks it; None when the context provides it."""
-    if name in ("nw_src", "nw_dst"):
-        return None if dl_type == ETH_IP else "ip"
-    if name == "nw_proto":
-        return None if dl_type in (ETH_IP, ETH_IPV6) else "ip or ipv6"
-    if name in ("tp_src", "tp_dst"):
-        ok = dl_type in (ETH_IP, ETH_IPV6) and nw_proto in (6, 17, 132)
-        return None if ok else "tcp, udp, sctp, tcp6, udp6 or sctp6"
-    if name.startswith("arp_"):
-        return None if dl_type == ETH_ARP else "arp"
-    if name.startswith("ipv6_"):
-        return None if dl_type == ETH_IPV6 else "ipv6"
-    if name in ("icmp_type", "icmp_code"):
-        ok = (dl_type, nw_proto) in ((ETH_IP, 1), (ETH_IPV6, 58))
-        return None if ok else "icmp or icmp6"
-    if name in ("nd_target", "nd_sll", "nd_tll"):
-        types = {"nd_target": (135, 136), "nd_sll": (135,), "nd_tll": (136,)}[name]
-        ok = (dl_type, nw_proto) == (ETH_IPV6, 58) and icmp_type in types
-        return None if ok else f"icmp6 with icmp_type={' or '.join(map(str, types))}"
-    return None
-
-
-def _value_mask(name: str, text: str) -> tuple[int, int]:
-    """One field's ovs-ofctl value (with optional /mask or /prefix) as integers."""
-    kind, full = _KIND[name], (1 << _WIDTH[name]) - 1
-    try:
-        if kind == "mac":
-            value, _, mask = text.partition("/")
-            return int(value.replace(":", ""), 16), int(mask.replace(":", ""), 16) if mask else full
-        if kind in ("ip4", "ip6"):
-            version = 4 if kind == "ip4" else 6
-            net = ipaddress.ip_network(text, strict=False)
-            if net.version != version:
-                raise ValueError
-            return int(net.network_address), int(net.netmask)
-        value, _, mask = text.partition("/")
-        number, bits = int(value, 0), int(mask, 0) if mask else full
-    except ValueError:
-        return _bad(name, text), 0
-    if number > full or bits > full:
-        _bad(name, text)
-    return number, bits
-
-
-def _bad(name: str, text: str) -> int:
-    raise ValueError(f"{text!r} is not a valid {name}")
-
-
-def _spell(name: str, value: int) -> str:
-    """The canonical ovs-ofctl spelling of one exact field value."""
-    kind = _KIND[name]
-    if kind == "mac":
-        raw = f"{value:012x}"
-        return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
-    if kind == "ip4":
-        return str(ipaddress.IPv4Address(value))
-    if kind == "ip6":
-        return str(ipaddress.IPv6Address(value))
-    if name in ("vlan_tci", "dl_type"):
-        return f"{value:#06x}"
-    return str(value)
-
-
-def _pack(values: Mapping[str, int]) -> int:
-    bits = 0
-    for name, value in values.items():
-        bits |= value << _OFFSET[name]
-    return bits
-
-
-# -- packets ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Packet:
-    """One packet as the switch sees it: ovs-ofctl field names, exact values.
-
-    Fields left out are zero, as in Open vSwitch's flow key (an NA without a
-    target link-layer option has ``nd_tll=00:00:00:00:00:00``). ``bits`` is the
-    packed form the model matches against, computed once.
-    """
-
-    protocol: str | None
-    fields: tuple[tuple[str, str], ...]
-    bits: int = field(compare=False, repr=False)
-    in_port: int = field(compare=False, repr=False)
-
-    def get(self, name: str) -> str | None:
-        for key, value in self.fields:
-            if key == name:
-                return value
-        return None
-
-    def value(self, name: str) -> int:
-        """A field as an integer (0 when absent)."""
-        return self.bits >> _OFFSET[name] & (1 << _WIDTH[name]) - 1
-
-    @property
-    def dl_type(self) -> int:
-        return self.value("dl_type")
-
-    @property
-    def nw_proto(self) -> int:
-        return self.value("nw_proto")
-
-    def text(self) -> str:
-        """The microflow in ovs-ofctl syntax (what ``ovs-appctl ofproto/trace`` reads, bar icmp6's type)."""
-        parts = [self.protocol] if self.protocol else []
-        return ",".join(parts + [f"{k}={v}" for k, v in self.fields])
-
-    def with_defaults(self, **defaults: str) -> Packet:
-        """This packet, with ``defaults`` for the fields it does not set."""
-        given = dict(self.fields)
-        return make_packet(self.protocol, {**{k: v for k, v in defaults.items() if k not in given}, **given})
-
-    def __str__(self) -> str:
-        return self.text()
-
-
-def make_packet(protocol: str | None = None, fields: Mapping[str, str] | None = None, **more: str) -> Packet:
-    """A packet from a protocol shorthand (``arp``, ``icmp6`` ...) and fields in ovs-ofctl spelling."""
-    given = {_ALIASES.get(k, k): v for k, v in {**(fields or {}), **more}.items()}
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
-    if "dl_vlan" in given:  # a VLAN ID: the tag is present, with that ID
-        given["vlan_tci"] = hex(0x1000 | int(given.pop("dl_vlan"), 0))
-    values: dict[str, int] = {}
-    if protocol is not None:
-        dl_type, nw_proto = PROTOCOLS[protocol]
-        values["dl_type"] = dl_type
-        if nw_proto is not None:
-            values["nw_proto"] = nw_proto
-    if protocol == "arp":  # ovs-ofctl reads nw_src/nw_dst of an ARP packet as its sender/target IP
-        for ip, arp in (("nw_src", "arp_spa"), ("nw_dst", "arp_tpa")):
-            if ip in given:
-                given.setdefault(arp, given.pop(ip))
-    unknown = sorted(set(given) - set(_KIND))
-    if unknown:
-        raise ValueError(f"unknown field {unknown[0]!r} (known: {', '.join(PACKET_FIELDS)})")
-    # Context fields first, then the rest, so prerequisites can be checked in order.
-    for name in ("dl_type", "nw_proto", "icmp_type"):
-        if name in given:
-            values[name] = _exact(name, given[name])
-    for name, text in given.items():
-        values[name] = _exact(name, text)
-    for name in given:
-        need = _prerequisite(name, values.get("dl_type"), values.get("nw_proto"), values.get("icmp_type"))
-        if need:
-            raise ValueError(f"{name} applies only to {need} packets")
-    order = {name: i for i, name in enumerate(PACKET_FIELDS)}
-    implied = {"dl_type", "nw_proto"} if protocol else set()
-    spelled = tuple(
-        (name, _spell(name, values[name])) for name in sorted(values, key=order.__getitem__) if name not in implied
-    )
-    return Packet(protocol, spelled, _pack(values), values.get("in_port", 0))
-
-
-def _exact(name: str, text: str) -> int:
-    value, mask = _value_mask(name, text)
-    if mask != (1 << _WIDTH[name]) - 1:
-        raise ValueError(f"a packet has exact values, not {name}={text}")
-    return value
-
-
-def parse_packet(text: str) -> Packet:
-    """A microflow in ovs-ofctl syntax: ``arp,in_port=5,dl_src=fa:16:3e:3e:e3:14,arp_spa=192.168.1.10``."""
-    protocol: str | None = None
-    fields: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.strip().split(","))):
-        name, eq, value = part.partition("=")
-        if not eq:
-            if protocol is not None:
-                raise ValueError(f"two protocols in {text!r}: {protocol} and {name}")
-            protocol = name
-        else:
-            fields[name.strip()] = value.strip()
-    return make_packet(protocol, fields)
-
-
-# -- flows as the model holds them ----------------------------------------------------------------
-
-FlowKey = tuple[int, int, str | None, tuple[tuple[str, str], ...]]
-_NORMAL, _OUTPUT, _GOTO, _RESUBMIT = range(4)
-_ACTION_SPLIT = re.compile(r",(?![^(]*\))")
-_RESUBMIT_RE = re.compile(r"resubmit\(\s*,\s*(\d+)\s*\)")
+# Packets (:mod:`portsec.openflow.packet`) and dump reading (:mod:`portsec.openflow.flows`) are also reachable
+# from here, where callers of the model have always found them.
+__all__ = ["ETH_ARP", "ETH_IP", "ETH_IPV6", "AmbiguousFlows", "Packet", "SwitchModel", "Verdict", "make_packet",
+           "parse_dump_line", "parse_packet"]  # fmt: skip
 
 
 class AmbiguousFlows(ValueError):
     """Two flows at one priority in one table could match the same packet and act differently."""
 
 
-def _ops(f: Flow) -> tuple[tuple[int, int], ...]:
-    text = f.actions.strip()
-    if text in ("drop", ""):
-        return ()
-    ops: list[tuple[int, int]] = []
-    for action in _ACTION_SPLIT.split(text):
-        action = action.strip()
-        resubmit = _RESUBMIT_RE.fullmatch(action)
-        if action.upper() == "NORMAL":
-            ops.append((_NORMAL, 0))
-        elif action.startswith("output:") and action[7:].isdigit():
-            ops.append((_OUTPUT, int(action[7:])))
-        elif action.startswith("goto_table:") and action[11:].isdigit():
-            target = int(action[11:])
-            if target <= f.table:
-                raise ValueError(f"goto_table must go to a later table: {f}")
-            ops.append((_GOTO, target))
-        elif resubmit:
-            ops.append((_RESUBMIT, int(resubmit.group(1))))
-        else:
-            raise ValueError(f"the switch model does not know the action {action!r}: {f}")
-    if any(op == _GOTO for op, _ in ops[:-1]):
-        raise ValueError(f"goto_table must be the last action: {f}")
-    return tuple(ops)
-
-
 class _Entry:
     """One installed flow: the value, its compiled match and actions, and its counter."""
 
-    __slots__ = ("flow", "forwards", "goto", "in_port", "mask", "n_packets", "ops", "reason", "simple", "value")
+    __slots__ = ("actions", "flow", "forwards", "goto", "in_port", "mask", "n_packets", "reason", "simple", "value")
 
     def __init__(self, f: Flow) -> None:
         values: dict[str, int] = {}
@@ -303,29 +55,30 @@ class _Entry:
             if nw_proto is not None:
                 values["nw_proto"], masks["nw_proto"] = nw_proto, 0xFF
         for name, text in f.match:
-            if name not in _KIND:
+            field = FIELD.get(name)
+            if field is None:
                 raise ValueError(f"the switch model does not know the field {name!r}: {f}")
-            value, mask = _value_mask(name, text)
-            values[name], masks[name] = value & mask, mask
-
-        def exact(name: str) -> int | None:
-            full = (1 << _WIDTH[name]) - 1
-            return values[name] if masks.get(name) == full else None
-
-        for name in masks:
-            need = _prerequisite(name, exact("dl_type"), exact("nw_proto"), exact("icmp_type"))
-            if need:
-                raise ValueError(f"prerequisites not met for {name} (needs {need}): {f}")
+            values[name], masks[name] = field.value_mask(text)
+        error = prerequisite_error(f)
+        if error:
+            raise ValueError(error)
+        actions = as_actions(f.actions)
+        if actions.unknown is not None:
+            raise ValueError(f"the switch model does not know the action {actions.unknown!r}: {f}")
+        if actions.goto is not None and actions.goto <= f.table:
+            raise ValueError(f"goto_table must go to a later table: {f}")
+        if any(isinstance(a, GotoTable) for a in actions.items[:-1]):
+            raise ValueError(f"goto_table must be the last action: {f}")
         self.flow = f
-        self.value = _pack(values)
-        self.mask = _pack(masks)
-        self.in_port = exact("in_port") if "in_port" in masks else None
-        self.ops = _ops(f)
+        self.actions = actions
+        self.value = pack(values)
+        self.mask = pack(masks)
+        self.in_port = values["in_port"] if masks.get("in_port") == FIELD["in_port"].full else None
         self.n_packets = 0
         self.reason = f.reason
-        self.simple = all(op != _RESUBMIT for op, _ in self.ops)
-        self.forwards = any(op in (_NORMAL, _OUTPUT) for op, _ in self.ops)
-        self.goto = next((arg for op, arg in self.ops if op == _GOTO), None)
+        self.simple = not actions.resubmits
+        self.forwards = actions.forwards
+        self.goto = actions.goto
 
     def overlaps(self, other: _Entry) -> bool:
         return (self.value ^ other.value) & self.mask & other.mask == 0
@@ -342,22 +95,6 @@ class Verdict(NamedTuple):
     @property
     def action(self) -> str:
         return "forward" if self.forwarded else "drop"
-
-
-_STATS = ("duration=", "n_packets=", "n_bytes=", "idle_age=", "hard_age=", "reset_counts", "idle_timeout=",
-          "hard_timeout=", "send_flow_rem", "importance=")  # fmt: skip
-
-
-def parse_dump_line(line: str) -> Flow | None:
-    """One line of ``ovs-ofctl dump-flows`` (or the canonical text); None for headers and blank lines."""
-    line = line.strip()
-    if not line or line.startswith(("#", "OFPST_", "NXST_")) or " actions=" not in line:
-        return None
-    head, _, actions = line.partition(" actions=")
-    parts = [p for p in re.split(r",\s*", head.strip()) if p and not p.startswith(_STATS)]
-    if not any(p.startswith("priority=") for p in parts):
-        parts.append("priority=32768")
-    return parse_flow(",".join(parts) + " actions=" + actions)
 
 
 class SwitchModel:
@@ -491,7 +228,7 @@ class SwitchModel:
             if (
                 other is not entry
                 and other.flow.priority == f.priority
-                and other.ops != entry.ops
+                and other.actions is not entry.actions
                 and entry.overlaps(other)
             ):
                 raise AmbiguousFlows(
@@ -539,20 +276,17 @@ class SwitchModel:
                     return forwarded, None
                 table = entry.goto
                 continue
-            following = None
-            for op, arg in entry.ops:
-                if op in (_NORMAL, _OUTPUT):
+            for action in entry.actions.items:
+                if isinstance(action, Normal | Output):
                     forwarded = True
-                elif op == _GOTO:
-                    following = arg
-                else:
+                elif isinstance(action, Resubmit):
                     if depth >= self.MAX_RESUBMIT:
                         raise RecursionError(f"more than {self.MAX_RESUBMIT} resubmits: {entry.flow}")
-                    more, _ = self._run(arg, bits, in_port, path, depth + 1)
+                    more, _ = self._run(action.table, bits, in_port, path, depth + 1)
                     forwarded = forwarded or more
-            if following is None:
+            if entry.goto is None:
                 return forwarded, None
-            table = following
+            table = entry.goto
 
 
 def _order(f: Flow) -> tuple[int, int, str]:

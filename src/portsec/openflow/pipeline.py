@@ -9,10 +9,11 @@ canary whose absence tells the agent that Open vSwitch restarted.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from portsec.openflow.flows import Flow, cookie, flow
+from portsec.openflow.actions import DROP, NORMAL, Actions, as_actions, goto_table
+from portsec.openflow.fields import FIELD
+from portsec.openflow.flows import Flow, cookie, flow_builder, prerequisite_error
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Table:
     name: str
     matches: frozenset[str]
     next_tables: frozenset[int]
-    miss: str  # what the table does with a packet no port flow matches
+    miss: Actions  # what the table does with a packet no port flow matches
 
 
 ADMISSION, CANARY, ARP_ND, SOURCE, FORWARD = 0, 23, 24, 25, 60
@@ -31,33 +32,43 @@ PIPELINE = {
     t.number: t
     for t in (
         Table(ADMISSION, "port admission", frozenset({"in_port", "vlan_tci", "dl_src"}), frozenset({ARP_ND, FORWARD}),
-              "drop"),
-        Table(CANARY, "canary", frozenset(), frozenset(), "drop"),
+              DROP),
+        Table(CANARY, "canary", frozenset(), frozenset(), DROP),
         Table(ARP_ND, "ARP and neighbor advertisement check",
               frozenset({"in_port", "dl_src", "arp_spa", "arp_sha", "icmp_type", "nd_target", "nd_tll"}),
-              frozenset({SOURCE, FORWARD}), f"goto_table:{SOURCE}"),
+              frozenset({SOURCE, FORWARD}), goto_table(SOURCE)),
         Table(SOURCE, "source address check",
               frozenset({"in_port", "dl_src", "nw_src", "nw_dst", "tp_src", "tp_dst", "ipv6_src", "ipv6_dst",
                          "icmp_type"}),
-              frozenset({FORWARD}), "drop"),
-        Table(FORWARD, "forwarding", frozenset(), frozenset(), "NORMAL"),
+              frozenset({FORWARD}), DROP),
+        Table(FORWARD, "forwarding", frozenset(), frozenset(), NORMAL),
     )
 }  # fmt: skip
-
-_GOTO = re.compile(r"goto_table:(\d+)")
+assert all(t.matches <= FIELD.keys() for t in PIPELINE.values()), "a table matches a field the registry lacks"
 
 
 def check_flow(f: Flow) -> None:
-    """Refuse a flow that matches a field or jumps to a table its table does not declare."""
+    """Refuse a flow that matches a field or jumps to a table its table does not declare, or whose fields
+    lack their prerequisites."""
     table = PIPELINE.get(f.table)
     if table is None:
         raise ValueError(f"table {f.table} is not in the pipeline: {f}")
     extra = {k for k, _ in f.match} - table.matches
     if extra:
         raise ValueError(f"table {f.table} ({table.name}) may not match {sorted(extra)}: {f}")
-    for target in _GOTO.findall(f.actions):
-        if int(target) not in table.next_tables:
+    actions = as_actions(f.actions)
+    for target in actions.targets:
+        if target not in table.next_tables:
             raise ValueError(f"table {f.table} ({table.name}) may not go to table {target}: {f}")
+    if actions.unknown is not None:
+        raise ValueError(f"table {f.table} ({table.name}) may not use the action {actions.unknown!r}: {f}")
+    error = prerequisite_error(f)
+    if error:
+        raise ValueError(error)
+
+
+# flow(), with check_flow run on the first flow of every shape: what the compiler builds its flows with.
+pipeline_flow = flow_builder(check_flow)
 
 
 def bridge_flows() -> tuple[Flow, ...]:
@@ -67,7 +78,7 @@ def bridge_flows() -> tuple[Flow, ...]:
     so DHCP discovery and DAD/MLD from ``::`` need no per-port copy.
     """
     reasons = {ADMISSION: "unknown-port", CANARY: "canary", SOURCE: "unknown-port"}
-    allow, goto = cookie(None, "allow"), f"goto_table:{FORWARD}"
+    allow, goto, flow = cookie(None, "allow"), goto_table(FORWARD), pipeline_flow
     return (
         *(flow(t.number, 0, t.miss, cookie(None, reasons.get(t.number, "allow"))) for t in PIPELINE.values()),
         flow(SOURCE, 95, goto, allow, "udp", nw_src="0.0.0.0", nw_dst="255.255.255.255", tp_src="68", tp_dst="67"),

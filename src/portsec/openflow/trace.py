@@ -16,11 +16,11 @@ from typing import Any
 from portsec.domain.addresses import is_multicast_mac, link_local
 from portsec.domain.model import is_trusted_owner
 from portsec.guards import Binding, PortGuard
-from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.model import ETH_ARP, ETH_IP, ETH_IPV6, Packet, SwitchModel, Verdict, parse_packet
+from portsec.openflow.compiler import NO_MAC, compile_port_flows
+from portsec.openflow.model import SwitchModel, Verdict
+from portsec.openflow.packet import ETH_ARP, ETH_IP, ETH_IPV6, Packet, parse_packet
 from portsec.openflow.pipeline import bridge_flows
 
-NO_MAC = "00:00:00:00:00:00"
 _ALL_LINK_LOCAL_MULTICAST = ipaddress.ip_network("ff02::/16")
 
 
