@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
-from portsec.agent.listen import follow_notifications
 from portsec.agent.ofctl import Bridge
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
+from portsec.changefeed import ChangeFeed
 from portsec.domain import agents as agent_rows
 from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
@@ -31,7 +31,6 @@ from portsec.openflow.pipeline import bridge_flows
 from portsec.service import bindings
 from portsec.service import ports as port_service
 from portsec.service.common import Listing
-from portsec.store import changes
 from portsec.store.database import Database
 
 LOG = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ ADMIN = Context.admin()
 CHUNK = 500  # ids per query: well under SQLite's bound-parameter limit
 FIRST_VLAN, LAST_VLAN = 1, 4094
 INCREMENTAL, FULL = "incremental", "full"  # the kinds of bundle: a round's few flow mods, a full sync
-MAX_PENDING_COMMITS = 100_000  # commit times kept while no round runs (Open vSwitch away): bounded memory
 
 
 @dataclass
@@ -73,18 +71,16 @@ class Agent:
         target = self.config.ovsdb or default_target(self.config.rundir)
         self.bridge = Bridge(self.config.bridge, self.config.rundir)
         self.vsctl = Vsctl(target)
-        self.wake = threading.Event()
+        self.feed = ChangeFeed(db)  # the change log, shared with the other backends' way of following it
+        self.wake = self.feed.wake  # commits, and OVSDB's interface changes, wake the loop
         self.monitor = InterfaceMonitor(target, self.wake.set)
         self.table = FlowTable()
         self.ports: dict[str, Port] = {}
         self.plugged: dict[str, Interface] = {}
         self.vlans: dict[str, int] = {}  # network id -> local VLAN on br-int
         self.tags: dict[str, int] = {}  # OVSDB port name -> tag as set
-        self.seq = 0
         self.listeners: list[Callable[[Applied], None]] = []
         self.heartbeat = Heartbeat(db, self.config.host, self.config.report_interval)
-        self._commits: list[float] = []  # times of commits not yet carried out (see _committed)
-        db.after_commit.append(self._committed)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -117,8 +113,7 @@ class Agent:
         agent retries a full sync every second until it succeeds.
         """
         self.start()
-        if self.db.engine.dialect.name == "postgresql":
-            follow_notifications(self.db.url, self._committed, stop)
+        self.feed.follow(stop)
         try:
             self.heartbeat.beat(self._configurations())  # registered before the first sync, which may wait for OVS
             self._resync_when_possible(stop)
@@ -127,8 +122,7 @@ class Agent:
             while not stop.is_set():
                 if self.heartbeat.due():
                     self.heartbeat.beat(self._configurations())
-                self.wake.wait(self.config.poll_interval)
-                self.wake.clear()
+                self.feed.wait(self.config.poll_interval)
                 try:
                     if not self.monitor.alive:
                         LOG.warning("OVSDB monitor ended; restarting it and resyncing")
@@ -169,9 +163,8 @@ class Agent:
 
     def sync(self, cause: str = "start") -> None:
         """Everything from scratch: all ports, all interfaces, the whole table in one bundle."""
-        commits, self._commits = self._commits, []  # whatever they changed, this reads it
         with self.db.transaction(write=False) as tx:
-            self.seq = changes.last_seq(tx.conn)
+            commits = self.feed.restart(tx)  # whatever they changed, this reads it
             self.ports = {p.id: p for p in port_service.list_(tx, ADMIN)}
         self.plugged = self.monitor.interfaces()
         here = self.plugged.keys() & self.ports.keys()
@@ -197,11 +190,8 @@ class Agent:
 
     def step(self) -> None:
         """Only what changed since the last round; nothing at all when nothing did."""
-        commits, self._commits = self._commits, []  # committed before this read: carried out by this round
         with self.db.transaction(write=False) as tx:
-            rows = changes.since(tx.conn, self.seq)
-        if rows:
-            self.seq = rows[-1].seq
+            rows, commits = self.feed.take(tx)
         changed = {r.resource_id for r in rows if r.resource == "port"}
         for iface_id, iface in self.monitor.take_dirty().items():
             if iface != self.plugged.get(iface_id):
@@ -222,7 +212,7 @@ class Agent:
             seconds = time.perf_counter() - started
             self.table.commit(desired)
             mods = len(batch.deletes) + len(batch.adds)
-            self._applied(tuple(sorted(batch.owners)), mods, INCREMENTAL, seconds, commits if rows else ())
+            self._applied(tuple(sorted(batch.owners)), mods, INCREMENTAL, seconds, commits)
         self._report(changed)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -275,12 +265,6 @@ class Agent:
     def _configurations(self) -> dict[str, Any]:
         """What the heartbeat reports: the bridge, and how many ports it holds flows for."""
         return agent_rows.configurations(self.config.bridge, len(self.plugged.keys() & self.ports.keys()))
-
-    def _committed(self) -> None:
-        """A commit wrote the change log (in this process, or a NOTIFY): note when, for convergence, and wake."""
-        if len(self._commits) < MAX_PENDING_COMMITS:
-            self._commits.append(time.time())
-        self.wake.set()
 
     def _applied(
         self, owners: tuple[str, ...], mods: int, kind: str = INCREMENTAL, seconds: float = 0.0,
