@@ -94,8 +94,7 @@ class Agent:
     def stop(self) -> None:
         self.monitor.stop()
         self.bridge.close()
-        if self._committed in self.db.after_commit:
-            self.db.after_commit.remove(self._committed)
+        self.feed.close()
 
     def run_once(self) -> None:
         """One full sync, then return (recovery, scripting)."""
