@@ -23,7 +23,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ovs import SCHEMA, VM, _stop, _wait_addresses_usable, run
+from tests.ovs import SCHEMA, VM, _stop, _wait_addresses_usable, run, wait_ofport
 
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
@@ -129,12 +129,7 @@ class Hypervisor:
         return self.sh("ovs-appctl", "-t", str(self.rundir / "ovs-vswitchd.ctl"), *args)
 
     def ofport(self, iface: str) -> int:
-        for _ in range(200):
-            value = self.vsctl("get", "Interface", iface, "ofport").strip()
-            if value.isdigit() and int(value) > 0:
-                return int(value)
-            time.sleep(0.05)
-        raise RuntimeError(f"{iface} got no OpenFlow port in 10 s")
+        return wait_ofport(self.vsctl, iface)
 
     def start(self, sb: str) -> None:
         d = self.rundir

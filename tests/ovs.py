@@ -13,7 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,14 +88,18 @@ class Switch:
         self.appctl("revalidator/wait")
 
     def ofport(self, iface: str) -> int:
-        """The interface's OpenFlow port, once ovs-vswitchd has given it one (right after add-port, or while
-        it is still starting, the column is empty)."""
-        for _ in range(200):
-            value = self.vsctl("get", "Interface", iface, "ofport").strip()
-            if value.isdigit() and int(value) > 0:
-                return int(value)
-            time.sleep(0.05)
-        raise RuntimeError(f"{iface} got no OpenFlow port in 10 s (ofport {value!r})")
+        return wait_ofport(self.vsctl, iface)
+
+
+def wait_ofport(vsctl: Callable[..., str], iface: str) -> int:
+    """The interface's OpenFlow port, once ovs-vswitchd has given it one (right after add-port, or while
+    it is still starting, the column is empty)."""
+    for _ in range(200):
+        value = vsctl("get", "Interface", iface, "ofport").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+        time.sleep(0.05)
+    raise RuntimeError(f"{iface} got no OpenFlow port in 10 s (ofport {value!r})")
 
 
 def _stop(pidfile: Path) -> None:

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from portsec.heartbeat import Heartbeat
 from portsec.api.app import create_app
 from portsec.domain import agents as rules
 from portsec.domain import errors
 from portsec.domain.model import Context
+from portsec.heartbeat import Heartbeat
 from portsec.service import agents
 from portsec.service.common import Listing
 from portsec.store import agents as store

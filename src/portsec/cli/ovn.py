@@ -12,24 +12,32 @@ from portsec.cli.find import CommandError
 from portsec.ovn.settings import ENV_BACKEND, ENV_NB, ENV_SB, NATIVE, OVN
 
 
+def add_backend_choice(parser: argparse.ArgumentParser, what: str) -> None:
+    """--backend: ``what`` says what each choice means for the command."""
+    parser.add_argument(
+        "--backend", choices=(NATIVE, OVN), default=os.environ.get(ENV_BACKEND) or NATIVE,
+        help=f"{what} (default: native; env {ENV_BACKEND})",
+    )  # fmt: skip
+
+
+def add_southbound_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--ovn-sb", metavar="<connection>", default=os.environ.get(ENV_SB),
+        help=f"OVN Southbound database, e.g. tcp:10.0.0.5:6642 or unix:PATH, {what} (env {ENV_SB})",
+    )  # fmt: skip
+
+
 def add_backend_options(parser: argparse.ArgumentParser, with_choice: bool = True) -> None:
     from portsec.ovn.backend import OvnConfig
 
     if with_choice:
-        parser.add_argument(
-            "--backend", choices=(NATIVE, OVN), default=os.environ.get(ENV_BACKEND) or NATIVE,
-            help="What enforces port security: the native Open vSwitch agent on this host, or OVN on every "
-            f"hypervisor (--ovn-nb) (default: native; env {ENV_BACKEND})",
-        )  # fmt: skip
+        add_backend_choice(parser, "What enforces port security: the native Open vSwitch agent on this host, or OVN "
+                                   "on every hypervisor (--ovn-nb)")  # fmt: skip
     parser.add_argument(
         "--ovn-nb", metavar="<connection>", default=os.environ.get(ENV_NB),
         help=f"OVN Northbound database, e.g. tcp:10.0.0.5:6641 or unix:PATH (env {ENV_NB})",
     )  # fmt: skip
-    parser.add_argument(
-        "--ovn-sb", metavar="<connection>", default=os.environ.get(ENV_SB),
-        help="OVN Southbound database, read to learn each port's chassis, shown as binding:host_id "
-        f"(optional; env {ENV_SB})",
-    )  # fmt: skip
+    add_southbound_option(parser, "read to learn each port's chassis, shown as binding:host_id (optional)")
     parser.add_argument(
         "--ovn-sync-interval", type=float, default=OvnConfig.sync_interval, metavar="<seconds>",
         help=f"Seconds between full comparisons of the store with NB that repair drift ({OvnConfig.sync_interval:g})",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from cliff.command import Command
 
 from portsec.agent.local import choose_ofport
 from portsec.cli.find import CommandError, client_of, find
-from portsec.ovn.settings import ENV_BACKEND, ENV_SB, NATIVE, OVN
+from portsec.cli.ovn import add_backend_choice, add_southbound_option
+from portsec.ovn.settings import ENV_SB, OVN
 from portsec.service.insight import trace_port
 
 FORWARDED, DROPPED = 0, 2
@@ -40,15 +40,9 @@ class Trace(Command):
             "--ofport", type=int, metavar="<ofport>",
             help="OpenFlow port number to trace from (default: the port's interface on the local Open vSwitch)",
         )  # fmt: skip
-        parser.add_argument(
-            "--backend", choices=(NATIVE, OVN), default=os.environ.get(ENV_BACKEND) or NATIVE,
-            help="Trace through the native agent's flows (on the switch model), or through OVN's logical pipeline "
-            f"with ovn-trace (needs --ovn-sb) (default: native; env {ENV_BACKEND})",
-        )  # fmt: skip
-        parser.add_argument(
-            "--ovn-sb", metavar="<connection>", default=os.environ.get(ENV_SB),
-            help=f"OVN Southbound database that ovn-trace reads, e.g. tcp:10.0.0.5:6642 (env {ENV_SB})",
-        )  # fmt: skip
+        add_backend_choice(parser, "Trace through the native agent's flows (on the switch model), or through OVN's "
+                                   "logical pipeline with ovn-trace (needs --ovn-sb)")  # fmt: skip
+        add_southbound_option(parser, "that ovn-trace reads")
         parser.add_argument(
             "--ovsdb", metavar="<target>", default=None,
             help="OVSDB to look the interface up in, e.g. unix:/var/run/openvswitch/db.sock "
