@@ -93,6 +93,7 @@ class Agent:
 
     def stop(self) -> None:
         self.monitor.stop()
+        self.vsctl.close()
         self.bridge.close()
         self.feed.close()
 

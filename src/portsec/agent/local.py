@@ -8,11 +8,12 @@ run on, so the answer is the same whichever is asked.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 
+from ovsdbapp.exceptions import OvsdbAppException
+
 from portsec.agent.ofctl import Bridge, OfctlError
+from portsec.agent.ovsdb import default_target, ofports_of
 from portsec.openflow.flows import DROP_REASONS, port_cookie_match
 
 PLACEHOLDER_OFPORT = 1  # traced from when the port has no interface here: the flows differ only in in_port
@@ -65,17 +66,10 @@ def choose_ofport(port_id: str, given: int | None, ovsdb: str | None, given_how:
 
 def local_ofport(port_id: str, ovsdb: str | None = None) -> tuple[int | None, str]:
     """The ofport of the interface plugged in with ``external_ids:iface-id=port_id``, and where it came from."""
-    if shutil.which("ovs-vsctl") is None:
-        return None, _placeholder("ovs-vsctl is not installed")
-    argv = ["ovs-vsctl", "--timeout=5", *([f"--db={ovsdb}"] if ovsdb else []), "--bare", "--columns=ofport",
-            "find", "Interface", f"external_ids:iface-id={port_id}"]  # fmt: skip
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
-    except subprocess.TimeoutExpired:
-        return None, _placeholder("ovs-vsctl timed out")
-    if done.returncode != 0:
-        return None, _placeholder((done.stderr.strip().splitlines() or ["ovs-vsctl failed"])[-1])
-    ofports = [int(v) for v in done.stdout.split() if v.lstrip("-").isdigit() and int(v) > 0]
+        ofports = ofports_of(ovsdb or default_target(), port_id)
+    except OvsdbAppException as err:
+        return None, _placeholder(str(err))
     if not ofports:
         return None, _placeholder(None)
     return ofports[0], f"its interface on the local Open vSwitch, external_ids:iface-id={port_id}"
