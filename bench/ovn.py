@@ -138,7 +138,7 @@ def ovn_scale(n: int, samples: int, n_pairs: int) -> dict[str, Any]:
         for k in range(samples):
             time.sleep(0.05)
             t0 = time.time()
-            mac, ip = f"fa:16:3e:ff:{k // 256:02x}:{k % 256:02x}", f"10.0.{250 + k // 256}.{k % 256}"
+            mac, ip = f"fa:16:3e:ff:{k // 256:02x}:{k % 256:02x}", f"10.1.{k // 256}.{k % 256}"  # outside the subnet
             bed.central.nbctl("lsp-add", switch_name(network_id), f"raw{k}", "--", "lsp-set-addresses", f"raw{k}",
                               f"{mac} {ip}", "--", "lsp-set-port-security", f"raw{k}", f"{mac} {ip}")  # fmt: skip
             plug(hv.vsctl, f"r{k}", f"raw{k}")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ovsdbapp.backend.ovs_idl import command, connection, idlutils
+from ovsdbapp.backend.ovs_idl import command, connection, idlutils, transaction
 from ovsdbapp.schema.ovn_northbound import impl_idl
 
 from portsec.ovn.intent import ACLS, NETWORK_KEY, PORT_GROUP, REVISION_KEY, PortIntent, SwitchIntent, switch_name
@@ -28,6 +28,7 @@ from portsec.ovn.intent import ACLS, NETWORK_KEY, PORT_GROUP, REVISION_KEY, Port
 LOG = logging.getLogger(__name__)
 TABLES = ("NB_Global", "Logical_Switch", "Logical_Switch_Port", "Port_Group", "ACL")
 WHY_KEY = "portsec:why"
+SECONDS_PER_PORT = 0.005  # added to a transaction's time limit for each port it writes
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class _Idl(connection.OvsdbIdl):
 class Northbound:
     def __init__(self, target: str, timeout: float = 10.0, on_port: Callable[[str], None] | None = None) -> None:
         self.target = target
+        self.timeout = timeout
         idl = _Idl.from_server(target, "OVN_Northbound", helper_tables=TABLES)
         idl.on_port = on_port
         self.connection = connection.Connection(idl=idl, timeout=timeout)
@@ -79,10 +81,17 @@ class Northbound:
         self.connection.stop(timeout=5)
 
     def reconcile(self, intent: Intent, dry_run: bool = False) -> list[Drift]:
-        """Make NB hold ``intent`` (or, with ``dry_run``, only say what differs); the differences found."""
+        """Make NB hold ``intent`` (or, with ``dry_run``, only say what differs); the differences found.
+
+        The transaction may take as long as its size needs: a full sync of 10,000 ports writes for ~20 s
+        through python-ovs on this machine, where a round's few ports take milliseconds.
+        """
         cmd = _Reconcile(self.api, intent, dry_run)
-        with self.lock, self.api.transaction(check_error=True) as txn:
-            txn.add(cmd)
+        timeout = self.timeout + len(intent.ports) * SECONDS_PER_PORT
+        txn = transaction.Transaction(self.api, self.connection, timeout, check_error=True)  # api.transaction()
+        txn.add(cmd)  # would drop the timeout
+        with self.lock:
+            txn.commit()
         return cmd.drift
 
     def bump_nb_cfg(self) -> int:
@@ -137,6 +146,12 @@ class _Reconcile(command.BaseCommand):  # type: ignore[misc]
         self.intent = intent
         self.dry_run = dry_run
         self.drift: list[Drift] = []
+
+    def __str__(self) -> str:  # ovsdbapp puts commands in its errors: not 10,000 ports' intent
+        kind = "full sync" if self.intent.full else "round"
+        return f"reconcile({kind}: {len(self.intent.switches)} switches, {len(self.intent.ports)} ports)"
+
+    __repr__ = __str__
 
     def run_idl(self, txn: Any) -> None:
         self.txn = txn
