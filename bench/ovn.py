@@ -149,7 +149,7 @@ def ovn_scale(n: int, samples: int, n_pairs: int) -> dict[str, Any]:
         result["raw_nbctl_up_p99_ms"] = _pct(raw, 99) * 1000
 
         # NB transactions: updates one commit each, as fast as they come.
-        rounds_before = len(backend.rounds)
+        transactions_before = backend.transactions
         rng = random.Random(7)
         with db.transaction(write=False) as tx:
             ids = [p.id for p in ports.list_(tx, CTX)]
@@ -165,7 +165,7 @@ def ovn_scale(n: int, samples: int, n_pairs: int) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         result["updates"] = updates
         result["updates_per_s"] = updates / seconds
-        result["nb_transactions"] = len(backend.rounds) - rounds_before
+        result["nb_transactions"] = backend.transactions - transactions_before
         stop.set()
         thread.join(timeout=30)
         db.dispose()

@@ -71,6 +71,7 @@ class OvnBackend:
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
         self.rounds: list[Round] = []  # the last few, newest last (for bench/ovn.py and logs)
+        self.transactions = 0  # NB transactions that changed something, since start
         self._chassis: dict[str, Heartbeat] = {}  # the agent row of each chassis' host
         self._asked: int | None = None  # the NB_Global.nb_cfg a live ovn-controller has echoed by the next report
         self._moved: set[str] = set()  # ports whose `up` changed in NB since the last round
@@ -193,6 +194,7 @@ class OvnBackend:
 
     def _done(self, done: Round) -> None:
         self.rounds = [*self.rounds[-99:], done]
+        self.transactions += bool(done.drift)
 
     # -- status ----------------------------------------------------------------------------------
 
