@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portsec.guards import guard_from_view
-from portsec.openflow.packet import ETH_ARP, ETH_IP, ETH_IPV6, Packet, parse_packet
+from portsec.openflow.packet import ETH_ARP, ETH_IP, ETH_IPV6, Packet, make_packet, parse_packet
 from portsec.openflow.trace import Trace, fill, trace
 from portsec.ovn.intent import switch_name
 
@@ -82,7 +82,9 @@ def trace_ovn(port: Mapping[str, Any], microflow: str, southbound: str) -> OvnTr
     contract = trace(guard, packet, _PLACEHOLDER_OFPORT, port=port)
     expression = expression_of(packet, str(port["id"]))
     stages, dropped_by = _ingress(_ovn_trace(southbound, switch_name(str(port["network_id"])), expression))
-    return OvnTrace(packet, expression, stages, dropped_by, contract)
+    # OVN names the port itself: the placeholder OpenFlow port the native fill needed means nothing here.
+    shown = make_packet(packet.protocol, {k: v for k, v in packet.fields if k != "in_port"})
+    return OvnTrace(shown, expression, stages, dropped_by, contract)
 
 
 def expression_of(packet: Packet, port_id: str) -> str:
