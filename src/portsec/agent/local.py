@@ -66,10 +66,11 @@ def choose_ofport(port_id: str, given: int | None, ovsdb: str | None, given_how:
 
 def local_ofport(port_id: str, ovsdb: str | None = None) -> tuple[int | None, str]:
     """The ofport of the interface plugged in with ``external_ids:iface-id=port_id``, and where it came from."""
+    target = ovsdb or default_target()
     try:
-        ofports = ofports_of(ovsdb or default_target(), port_id)
-    except OvsdbAppException as err:
-        return None, _placeholder(str(err))
+        ofports = ofports_of(target, port_id)
+    except OvsdbAppException:  # ovsdbapp's message is a paragraph of advice: say what is missing, in one clause
+        return None, _placeholder(f"no Open vSwitch database answers at {target}")
     if not ofports:
         return None, _placeholder(None)
     return ofports[0], f"its interface on the local Open vSwitch, external_ids:iface-id={port_id}"
