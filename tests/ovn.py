@@ -23,7 +23,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ovs import SCHEMA, VM, _stop, _wait_addresses_usable, run, wait_ofport
+from tests.ovs import SCHEMA, VM, _stop, plugged, run, wait_ofport
 
 NB_SCHEMA = "/usr/share/ovn/ovn-nb.ovsschema"
 SB_SCHEMA = "/usr/share/ovn/ovn-sb.ovsschema"
@@ -243,32 +243,9 @@ def bed(hypervisors: int = 2) -> Iterator[Bed]:
 def vm(hv: Hypervisor, port_id: str, mac: str, addresses: list[str]) -> Iterator[VM]:
     """A namespace with ``addresses`` on eth0, plugged into ``hv``'s br-int with iface-id ``port_id``."""
     n = next(_names)
-    ns = f"ps{_tag}v{n}"
-    tap = f"pst{_tag}v{n}"
-    machine = VM(ns, tap, mac, addresses=addresses)
-    try:
-        run("ip", "netns", "add", ns)
-        hv.sh("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        machine.sh("ip", "link", "set", "eth0", "address", mac)
-        hv.sh("ethtool", "-K", tap, "tx", "off")
-        machine.sh("ethtool", "-K", "eth0", "tx", "off")
-        machine.sh("sysctl", "-qw", "net.ipv6.conf.eth0.dad_transmits=0")
-        for address in addresses:
-            machine.sh("ip", "addr", "add", address, "dev", "eth0")
-        machine.sh("ip", "link", "set", "lo", "up")
-        machine.sh("ip", "link", "set", "eth0", "up")
-        hv.sh("sysctl", "-qw", f"net.ipv6.conf.{tap}.disable_ipv6=1")
-        hv.sh("ip", "link", "set", tap, "up")
-        _wait_addresses_usable(machine)
-        hv.vsctl("add-port", "br-int", tap, "--", "set", "Interface", tap, f"external_ids:iface-id={port_id}",
-                 f"external_ids:attached-mac={mac}", "external_ids:iface-status=active")  # fmt: skip
-        machine.ofport = hv.ofport(tap)
+    with plugged(hv.sh, hv.vsctl, "br-int", VM(f"ps{_tag}v{n}", f"pst{_tag}v{n}", mac, addresses=addresses),
+                 port_id) as machine:  # fmt: skip
         yield machine
-    finally:
-        with suppress(RuntimeError):
-            hv.vsctl("--if-exists", "del-port", "br-int", tap)
-        hv.sh("ip", "link", "del", tap, check=False)
-        run("ip", "netns", "del", ns, check=False)
 
 
 def installed(hv: Hypervisor, tap: str, timeout: float = 10) -> bool:

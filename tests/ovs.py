@@ -181,30 +181,40 @@ def vm(sw: Switch, port_id: str, mac: str, addresses: list[str], name: str | Non
     """A namespace with ``addresses`` (CIDRs) on eth0, plugged into br-int with iface-id ``port_id``."""
     n = next(_names)
     ns = name or f"psvm{os.getpid() % 10000}x{n}"
-    tap = f"pstap{os.getpid() % 10000}x{n}"
-    machine = VM(ns, tap, mac, addresses=addresses)
+    with plugged(run, sw.vsctl, sw.bridge, VM(ns, f"pstap{os.getpid() % 10000}x{n}", mac, addresses=addresses),
+                 port_id) as machine:  # fmt: skip
+        yield machine
+
+
+@contextmanager
+def plugged(
+    host: Callable[..., str], vsctl: Callable[..., str], bridge: str, machine: VM, port_id: str
+) -> Iterator[VM]:
+    """``machine``'s namespace made, joined by a veth to ``bridge`` (whose switch ``host`` runs commands beside,
+    ``vsctl`` configures) with iface-id ``port_id``, as Nova/os-vif would plug a VM; all of it removed after."""
+    ns, tap, mac = machine.name, machine.tap, machine.mac
     try:
         run("ip", "netns", "add", ns)
-        run("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        host("ip", "link", "add", tap, "type", "veth", "peer", "name", "eth0", "netns", ns)
         machine.sh("ip", "link", "set", "eth0", "address", mac)
         # The userspace datapath does not fill in checksums that the kernel left to offload.
-        run("ethtool", "-K", tap, "tx", "off")
+        host("ethtool", "-K", tap, "tx", "off")
         machine.sh("ethtool", "-K", "eth0", "tx", "off")
         machine.sh("sysctl", "-qw", "net.ipv6.conf.eth0.dad_transmits=0")
-        for address in addresses:
+        for address in machine.addresses:
             machine.sh("ip", "addr", "add", address, "dev", "eth0")
         machine.sh("ip", "link", "set", "lo", "up")
         machine.sh("ip", "link", "set", "eth0", "up")
         # The host end carries no addresses: its own IPv6 chatter would reach the VM around the switch.
-        run("sysctl", "-qw", f"net.ipv6.conf.{tap}.disable_ipv6=1")
-        run("ip", "link", "set", tap, "up")
+        host("sysctl", "-qw", f"net.ipv6.conf.{tap}.disable_ipv6=1")
+        host("ip", "link", "set", tap, "up")
         _wait_addresses_usable(machine)
-        sw.vsctl("add-port", sw.bridge, tap, "--", "set", "Interface", tap, f"external_ids:iface-id={port_id}",
-                 f"external_ids:attached-mac={mac}", "external_ids:iface-status=active")  # fmt: skip
-        machine.ofport = sw.ofport(tap)
+        vsctl("add-port", bridge, tap, "--", "set", "Interface", tap, f"external_ids:iface-id={port_id}",
+              f"external_ids:attached-mac={mac}", "external_ids:iface-status=active")  # fmt: skip
+        machine.ofport = wait_ofport(vsctl, tap)
         yield machine
     finally:
         with suppress(RuntimeError):
-            sw.vsctl("--if-exists", "del-port", sw.bridge, tap)
-        run("ip", "link", "del", tap, check=False)
+            vsctl("--if-exists", "del-port", bridge, tap)
+        host("ip", "link", "del", tap, check=False)
         run("ip", "netns", "del", ns, check=False)
