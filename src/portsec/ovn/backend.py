@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from portsec.changefeed import ChangeFeed
@@ -52,16 +52,6 @@ class OvnConfig:
     timeout: float = 10.0  # an NB transaction's limit
 
 
-@dataclass
-class Round:
-    """One NB transaction: what it changed, the commits it carried out, and when it was acknowledged."""
-
-    drift: list[Drift]
-    at: float
-    commits: list[float] = field(default_factory=list)
-    cause: str | None = None  # a full sync's: start, periodic, nb-lost, error
-
-
 class OvnBackend:
     def __init__(self, db: Database, config: OvnConfig) -> None:
         self.db = db
@@ -70,8 +60,7 @@ class OvnBackend:
         self.ports: dict[str, Port] = {}
         self.nb: Northbound | None = None
         self.sb: Southbound | None = None
-        self.rounds: list[Round] = []  # the last few, newest last (for bench/ovn.py and logs)
-        self.transactions = 0  # NB transactions that changed something, since start
+        self.transactions = 0  # NB transactions that changed something, since start (bench/ovn.py reads it)
         self._chassis: dict[str, Heartbeat] = {}  # the agent row of each chassis' host
         self._asked: int | None = None  # the NB_Global.nb_cfg a live ovn-controller has echoed by the next report
         self._moved: set[str] = set()  # ports whose `up` changed in NB since the last round
@@ -145,7 +134,8 @@ class OvnBackend:
     def sync(self, cause: str = "start", dry_run: bool = False) -> list[Drift]:
         """Compare everything with NB and repair it (or, ``dry_run``, only say what differs)."""
         with self.db.transaction(write=False) as tx:
-            commits = [] if dry_run else self.feed.restart(tx)
+            if not dry_run:
+                self.feed.restart(tx)
             networks = network_service.list_(tx, ADMIN)
             ports = port_service.list_(tx, ADMIN)
         intent = Intent(
@@ -154,7 +144,7 @@ class OvnBackend:
         drift = self._northbound.reconcile(intent, dry_run)
         if dry_run:
             return drift
-        self._done(Round(drift, time.time(), commits, cause))
+        self.transactions += bool(drift)
         if drift and cause != "start":
             LOG.warning("OVN NB had drifted from portsec (%s); repaired: %s", cause, "; ".join(map(str, drift[:20])))
         self.ports = {p.id: p for p in ports}
@@ -164,15 +154,14 @@ class OvnBackend:
     def step(self) -> None:
         """Only what changed since the last round; nothing at all when nothing did."""
         with self.db.transaction(write=False) as tx:
-            rows, commits = self.feed.take(tx)
+            rows, _ = self.feed.take(tx)  # the commits' times: the native agent's convergence figures only
             networks = {r.resource_id for r in rows if r.resource == "network"}
             ports = {r.resource_id for r in rows if r.resource == "port"}
             intent = self._intent(tx, networks, ports) if rows else None
         with self._moved_lock:
             moved, self._moved = self._moved, set()
         if intent is not None:
-            drift = self._northbound.reconcile(intent)
-            self._done(Round(drift, time.time(), commits))
+            self.transactions += bool(self._northbound.reconcile(intent))
         if ports or moved:
             self._report(ports | moved)
 
@@ -191,10 +180,6 @@ class OvnBackend:
             else:
                 self.ports[port_id] = found
         return intent
-
-    def _done(self, done: Round) -> None:
-        self.rounds = [*self.rounds[-99:], done]
-        self.transactions += bool(done.drift)
 
     # -- status ----------------------------------------------------------------------------------
 
