@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from tests import ovs
@@ -65,3 +66,36 @@ def crash(daemon: Keepalived, machine: ovs.VM) -> None:
         os.kill(pid, signal.SIGKILL)
     machine.sh("ip", "link", "set", "eth0", "down")
     daemon.proc.wait(timeout=10)
+
+
+# Prints "<wall clock> <sender MAC> <sender IP>" for every ARP frame the namespace's eth0 receives.
+_SNIFF = (
+    "import socket,sys,time\n"
+    "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x0806)); s.bind(('eth0',0))\n"
+    "print('ready',flush=True)\n"
+    "while True:\n"
+    "    f=s.recv(128); a=f[14:]\n"
+    "    print(time.time(),':'.join('%02x'%b for b in a[8:14]),socket.inet_ntoa(a[14:18]),flush=True)\n"
+)
+
+
+class ArpWatch:
+    """What one VM hears of ARP, each frame timed on arrival: the client's view of a failover."""
+
+    def __init__(self, machine: ovs.VM) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", machine.name, sys.executable, "-c", _SNIFF],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        )  # fmt: skip
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def stop(self) -> list[tuple[float, str, str]]:
+        """Ends it (by its PID) and returns (time, sender MAC, sender IP) of each frame it heard."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=10)
+        heard = []
+        for line in out.splitlines():
+            at, mac, ip = line.split()
+            heard.append((float(at), mac, ip))
+        return heard

@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from portsec.api.app import create_app
+from portsec.service.sources import suggested_pairs
 from portsec.store.database import Database
 from tests import ovs
 from tests.cli import run
-from tests.dataplane import Dataplane
+from tests.dataplane import Dataplane, wait_for
 from tests.test_cli_seed import _seed_ports, ok
 
 S1 = "fa:16:3e:3e:e3:14"
@@ -178,8 +179,30 @@ def test_drops_through_the_real_agent_after_spoofed_packets(
 
     response = api.get(f"/v2.0/ports/{server1['id']}/drops")
     assert response.status_code == 200, response.text
-    assert response.json() == {"drops": expected}
+    answer = response.json()
+    assert answer["drops"] == expected
+    # Port security on: real drops, and no audit flow samples sources.
+    assert (answer["audit"], answer["sources"], answer["suggested_pairs"]) == (False, [], [])
     printed = run("port drops server1 -f json")
     assert printed.code == 0, printed.err
     assert {row["Reason"]: row["Packets"] for row in json.loads(printed.out)} == expected
+
+    # Port security off: the same spoofing passes, is counted as what strict mode would drop, and its
+    # source is sampled, with the pair that would keep it working.
+    plane.update(server1, port_security_enabled=False)
+    plane.converged(server1)
+    vm.sh("ip", "neigh", "flush", "dev", "eth0")
+    vm.sh("ping", "-c", "1", "-W", "1", "-I", "192.168.1.99", "192.168.1.1", check=False)
+
+    def audited() -> dict[str, Any]:
+        found: dict[str, Any] = api.get(f"/v2.0/ports/{server1['id']}/drops").json()
+        return found if found["sources"] else {}
+
+    answer = wait_for(audited, what="the spoofed source to be sampled")
+    assert answer["audit"] is True and answer["drops"]["arp"] >= 1, answer
+    assert {(s["reason"], s["ip_address"]) for s in answer["sources"]} >= {("arp", "192.168.1.99")}
+    port = api.get(f"/v2.0/ports/{server1['id']}").json()["port"]
+    assert answer["suggested_pairs"] == suggested_pairs(port, answer["sources"]) == [{"ip_address": "192.168.1.99"}]
+    printed = run("port drops server1")
+    assert printed.code == 0 and "has no port security: nothing was dropped" in printed.err, printed
     _neutron_error(api.get(f"/v2.0/ports/{server1['id']}/drops", headers=ALICE), 404, "PortNotFound")

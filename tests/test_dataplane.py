@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from portsec.service import sources
 from tests import ovs
 from tests.dataplane import Dataplane, wait_for
-from tests.frames import M1, M2, MC, contract_rows
+from tests.frames import M1, M2, MC, OTHER_MAC, contract_rows
 
 pytestmark = pytest.mark.ovs
 
@@ -104,6 +105,39 @@ def test_port_security_off_lets_spoofing_through(plane: Dataplane, seed: dict[st
     assert client.ping("192.168.1.10")
     flows = plane.sw.ofctl("dump-flows", plane.sw.bridge, f"in_port={seed['server1_vm'].ofport}")
     assert "drop" not in flows, "no flow may drop a port's packets when its port security is off"
+
+
+def test_port_security_off_counts_what_strict_mode_would_drop_and_samples_the_sources(
+    plane: Dataplane, seed: dict[str, Any]
+) -> None:
+    """Audit mode: the contract's frames from server1 with its port security off all pass, yet each one strict
+    mode would drop is counted under that reason, and its source is sampled for `port set --dry-run`."""
+    server1, port = seed["server1_vm"], seed["server1"]
+    plane.update(port, port_security_enabled=False)
+    plane.converged(port)
+    wrong = []
+    for what, frame, reason in contract_rows():
+        before = plane.drops(port)
+        plane.send(server1, bytes(frame))
+        after = plane.drops(port)
+        delta = {r: after[r] - before[r] for r in after if after[r] != before[r]}
+        if delta != ({reason: 1} if reason else {}):
+            wrong.append(f"{what}: expected { ({reason: 1} if reason else 'nothing') } counted, counted {delta}")
+    assert not wrong, "\n".join(wrong)
+    client = seed["client_vm"]
+    server1.sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
+    assert client.ping("192.168.1.10"), "an audited port's spoofed address must still answer"
+
+    def sampled() -> list[dict[str, Any]]:
+        with plane.db.transaction(write=False) as tx:
+            return sources.of_port(tx, port["id"])
+
+    wait_for(lambda: any(s["ip_address"] == "192.168.1.10" for s in sampled()), what="the spoofed source sampled")
+    seen = {(s["reason"], s["mac_address"], s["ip_address"]) for s in sampled()}
+    assert {("ipv4-source", M1, "192.168.1.99"), ("mac", OTHER_MAC, "192.168.1.138"),
+            ("ipv4-source", M1, "192.168.1.10")} <= seen  # fmt: skip
+    suggested = sources.suggested_pairs(plane.client.get("port", port["id"]), sampled())
+    assert {"ip_address": "192.168.1.10"} in suggested and {"ip_address": "192.168.1.99"} in suggested
 
 
 def test_ports_on_two_networks_cannot_reach_each_other(plane: Dataplane, seed: dict[str, Any]) -> None:

@@ -144,6 +144,35 @@ def test_a_spoofing_vm_moves_the_drop_counter_and_the_agent_reports(plane: Datap
         recorder.stop()
 
 
+@pytest.mark.ovs
+def test_a_vip_changing_hands_is_counted_once_per_move(plane: Dataplane) -> None:
+    """Two ports carry VIP 192.168.1.10; each announces it in turn (a gratuitous ARP, as keepalived sends):
+    the first holder is no move, the second is one, and a holder repeating itself is none."""
+    recorder = AgentMetrics(plane.agent)
+    recorder.start()
+    try:
+        app = TestClient(create_app(plane.db))
+        net = plane.network("net1", ["192.168.1.0/24"])
+        pair = [{"ip_address": "192.168.1.10"}]
+        machines = []
+        for name, mac, ip in (
+            ("s1", "fa:16:3e:3e:e3:14", "192.168.1.138"),
+            ("s2", "fa:16:3e:7b:e9:03", "192.168.1.136"),
+        ):
+            port = plane.port(net, name, mac, [ip], allowed_address_pairs=pair)
+            machines.append((port, plane.vm(port, [f"{ip}/24"])))
+        before = value(scrape(app.get("/metrics").text), "portsec_vip_moves_total")
+        for port, machine in (*machines, machines[1]):
+            mac = port["mac_address"]
+            garp = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(hwsrc=mac, psrc="192.168.1.10", pdst="192.168.1.10")
+            plane.send(machine, bytes(garp))
+            wait_for(lambda p=port: plane.agent.vip_owners.get((net["id"], "192.168.1.10"), ("",))[0] == p["id"],
+                     what=f"{port['name']} to hold the VIP")  # fmt: skip
+        assert value(scrape(app.get("/metrics").text), "portsec_vip_moves_total") - before == 1
+    finally:
+        recorder.stop()
+
+
 def _spoof_and_scrape(plane: Dataplane) -> None:
     app = TestClient(create_app(plane.db))  # the API's /metrics, in the agent's process as with `portsec serve`
     before = scrape(app.get("/metrics").text)

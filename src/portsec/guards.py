@@ -28,9 +28,12 @@ class PortGuard:
     """What the data plane enforces for one port.
 
     ``enforced`` is False for a port with port security off or a trusted
-    (``network:*``) port: everything it sends passes. Otherwise only the
+    (``network:*``) port: everything it sends passes, and ``bindings`` are only
+    what strict mode would allow (audited, never enforced). Otherwise only the
     ``bindings`` may be sent as; ``macs`` are their source MACs. A port that
     is administratively down (``admin_up`` False) may send nothing at all.
+    ``vips`` are the bindings of host pairs that are not a fixed IP: the
+    addresses a keepalived pair moves, whose ARP/NA tell who holds them now.
     """
 
     port_id: str
@@ -39,6 +42,7 @@ class PortGuard:
     enforced: bool
     bindings: tuple[Binding, ...] = ()
     admin_up: bool = True
+    vips: frozenset[Binding] = frozenset()
 
     @property
     def macs(self) -> tuple[str, ...]:
@@ -80,15 +84,15 @@ def _guard(
     mac = normalize_mac(mac)
     if not admin_up:
         return PortGuard(port_id, network_id, mac, enforced=True, admin_up=False)
-    if not enforced:
-        return PortGuard(port_id, network_id, mac, enforced=False)
-    found = {Binding(mac, ipaddress.ip_network(ip)) for ip in fixed_ips}
-    found |= {Binding(normalize_mac(m), parse_network(ip)) for m, ip in pairs}
+    fixed = {Binding(mac, ipaddress.ip_network(ip)) for ip in fixed_ips}
+    paired = {Binding(normalize_mac(m), parse_network(ip)) for m, ip in pairs}
+    found = fixed | paired
     for m in {mac} | {b.mac for b in found}:
         found.add(Binding(m, ipaddress.ip_network(link_local(m))))
     # A multicast source MAC is never a VM's own, whatever a pair says: fail closed.
     found = {b for b in found if not int(b.mac[:2], 16) & 1}  # canonical MACs: the group bit of the first octet
-    return PortGuard(port_id, network_id, mac, enforced=True, bindings=tuple(sorted(found, key=_order)))
+    vips = frozenset(b for b in paired - fixed if b in found and b.network.prefixlen == b.network.max_prefixlen)
+    return PortGuard(port_id, network_id, mac, enforced, tuple(sorted(found, key=_order)), vips=vips)
 
 
 def _order(b: Binding) -> tuple[str, int, int, int]:

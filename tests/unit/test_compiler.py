@@ -13,11 +13,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from portsec.guards import guard_from_view
+from portsec.openflow.actions import DROP
 from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.flows import parse_flow
+from portsec.openflow.flows import DROP_REASONS, cookie, cookie_audits, flow, parse_flow
 from portsec.openflow.model import SwitchModel
 from portsec.openflow.packet import make_packet
-from portsec.openflow.pipeline import ARP_ND, FORWARD, SOURCE, bridge_flows, check_flow
+from portsec.openflow.pipeline import (
+    ADMISSION,
+    ARP_ND,
+    AUDIT_METER,
+    FORWARD,
+    SOURCE,
+    VIP_METER,
+    bridge_flows,
+    check_flow,
+    goto_table,
+)
 from tests.contract import Spec, contract, packets, ports
 
 SERVER1 = {
@@ -39,7 +50,8 @@ def test_one_fixed_ip_and_one_pair_is_twenty_flows_with_these_jobs():
         (0, 100, None, "vlan"): 1,
         (0, 90, None, "allow"): 1,  # one MAC
         (0, 10, None, "mac"): 1,
-        (24, 90, "arp", "allow"): 3,  # two IPv4 bindings and the probe from 0.0.0.0
+        (24, 90, "arp", "allow"): 2,  # the fixed IP and the probe from 0.0.0.0
+        (24, 95, "arp", "vip"): 1,  # the pair: its ARP is also copied to the agent (who holds the VIP?)
         (24, 10, "arp", "arp"): 1,
         (24, 90, "icmp6", "allow"): 2,  # the link-local target, with and without a link-layer option
         (24, 10, "icmp6", "nd"): 1,
@@ -59,13 +71,32 @@ def test_one_fixed_ip_and_one_pair_is_twenty_flows_with_these_jobs():
 def test_every_drop_reason_of_the_contract_has_its_own_flow():
     reasons = {f.reason for f in compile_port_flows(guard_from_view(SERVER1), 5)}
     assert reasons == {"allow", "mac", "ipv4-source", "ipv6-source", "arp", "nd", "dhcp-server", "ra", "vlan",
-                       "ethertype"}  # fmt: skip
+                       "ethertype", "vip"}  # fmt: skip
 
 
-def test_unprotected_ports_get_one_flow_to_forwarding():
-    for change in ({"port_security_enabled": False, "allowed_address_pairs": []}, {"device_owner": "network:dhcp"}):
-        (only,) = compile_port_flows(guard_from_view({**SERVER1, **change}), 5)
-        assert only.text() == "table=0,priority=100,cookie=0x5c6a3c3d0e5b7e00,in_port=5 actions=goto_table:60"
+def test_only_the_arp_and_na_of_host_pairs_are_copied_to_the_agent_through_the_vip_meter():
+    port = {**SERVER1, "allowed_address_pairs": [{"mac_address": SERVER1["mac_address"], "ip_address": "192.168.1.10"},
+            {"mac_address": SERVER1["mac_address"], "ip_address": "2001:db8::10"},
+            {"mac_address": SERVER1["mac_address"], "ip_address": "10.9.0.0/24"}]}  # fmt: skip
+    copied = [f for f in compile_port_flows(guard_from_view(port), 5) if "controller" in f.actions.text]
+    assert sorted((f.table, dict(f.match).get("arp_spa") or dict(f.match)["nd_target"]) for f in copied) == [
+        (24, "192.168.1.10"),
+        (24, "2001:db8::10"),
+        (24, "2001:db8::10"),
+    ]  # with and without a link-layer option
+    assert {f.reason for f in copied} == {"vip"}
+    assert {f.actions.text.split(",goto")[0] for f in copied} == {f"controller(max_len=128,meter_id={VIP_METER})"}
+
+
+def test_unprotected_ports_get_the_strict_checks_in_audit_mode_which_drop_nothing():
+    strict = compile_port_flows(guard_from_view(SERVER1), 5)
+    for change in ({"port_security_enabled": False}, {"device_owner": "network:dhcp"}):
+        audited = compile_port_flows(guard_from_view({**SERVER1, **change}), 5)
+        assert [f.key for f in audited] == [f.key for f in strict]  # the same checks, in the same places
+        assert all(f.actions != DROP for f in audited)
+        would_drop = [f for f in audited if cookie_audits(f.cookie)]
+        assert {f.reason for f in would_drop} == set(DROP_REASONS) - {"admin-down"}
+        assert {f.actions.text for f in would_drop} == {f"controller(max_len=128,meter_id={AUDIT_METER}),goto_table:60"}
 
 
 @st.composite
@@ -116,6 +147,30 @@ def test_the_model_on_the_compiled_flows_agrees_with_the_contract(case: tuple[di
             f"contract row {row!r} says {'allow' if allowed else 'drop'} for {spec.text()} from {port}, "
             f"the flows say {verdict.action}:\n" + "\n".join(f.text() for f in verdict.path)
         )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=port_and_packets(), trusted=st.booleans())
+def test_audit_flows_never_change_a_verdict_and_count_what_strict_mode_would_drop(
+    case: tuple[dict[str, Any], list[Spec]], trusted: bool
+):
+    """A port without port security forwards every packet as it did with its one flow to table 60, and the
+    audit flow a packet takes names the reason strict mode would have dropped it for."""
+    port, specs = case
+    port = {**port, "port_security_enabled": True, "device_owner": "compute:nova"}
+    unprotected = {**port, "device_owner": "network:router_interface"} if trusted else {
+        **port, "port_security_enabled": False}  # fmt: skip
+    guard = guard_from_view(unprotected)
+    bare = flow(ADMISSION, 100, goto_table(FORWARD), cookie(port["id"], "allow"), in_port="7")
+    without = SwitchModel([bare, *bridge_flows()])
+    audited = SwitchModel([*compile_port_flows(guard, 7), *bridge_flows()])
+    strict = SwitchModel([*compile_port_flows(guard_from_view(port), 7), *bridge_flows()])
+    for spec in specs:
+        packet = make_packet(spec.protocol, dict(spec.fields))
+        seen, before, strictly = audited.evaluate(packet), without.evaluate(packet), strict.evaluate(packet)
+        assert (seen.forwarded, seen.reason) == (before.forwarded, before.reason) == (True, None), spec.text()
+        counted = [f.reason for f in seen.path if cookie_audits(f.cookie)]
+        assert counted == ([] if strictly.forwarded else [strictly.reason]), spec.text()
 
 
 def test_the_contract_rows_that_decide_a_drop_match_the_reason_in_the_cookie():

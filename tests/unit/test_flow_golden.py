@@ -1,6 +1,7 @@
 """The compiled flows, their native encoding and parsed packets, against a golden file captured before the
 OpenFlow vocabulary (field registry, structured actions) replaced the strings: the agent diffs against
-installed flows by their text, so a refactoring must not change one byte of it.
+installed flows by their text, so a refactoring must not change one byte of it. Regenerated once since, on
+purpose: VIP announcements copied to the agent, and audit flows for ports without port security.
 
 Regenerate (only for an intended change of the flows): ``PORTSEC_REGOLD=1 pytest tests/unit/test_flow_golden.py``.
 """

@@ -29,7 +29,7 @@ def test_a_round_touches_only_the_port_that_changed() -> None:
     a2 = _port(1, "10.0.0.1", ("10.0.0.100",))
     batch = table.diff({a["id"]: _flows(a2, 1)})
     assert not batch.deletes
-    assert {f.reason for f in batch.adds} == {"allow"} and len(batch.adds) == 2  # the pair's ARP and IP flows
+    assert {f.reason for f in batch.adds} == {"allow", "vip"} and len(batch.adds) == 2  # the pair's ARP (a VIP) and IP
     assert all(dict(f.match)["in_port"] == "1" for f in batch.adds)
 
 

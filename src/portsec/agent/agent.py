@@ -14,22 +14,24 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from portsec.agent.flowtable import BRIDGE, FlowTable
-from portsec.agent.ofctl import Bridge
+from portsec.agent.ofctl import Bridge, OfctlError
 from portsec.agent.ovsdb import Interface, InterfaceMonitor, Vsctl, default_target
+from portsec.agent.packetin import Copy, PacketInListener
 from portsec.changefeed import ChangeFeed
 from portsec.domain import agents as agent_rows
 from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
 from portsec.heartbeat import Heartbeat
 from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.flows import Flow
-from portsec.openflow.pipeline import bridge_flows
-from portsec.service import bindings
+from portsec.openflow.flows import Flow, cookie_audits, cookie_reason, port_tag
+from portsec.openflow.pipeline import METERS, bridge_flows
+from portsec.service import bindings, sources, vips
 from portsec.service import ports as port_service
 from portsec.service.common import Listing
 from portsec.store.database import Database
@@ -39,6 +41,9 @@ ADMIN = Context.admin()
 CHUNK = 500  # ids per query: well under SQLite's bound-parameter limit
 FIRST_VLAN, LAST_VLAN = 1, 4094
 INCREMENTAL, FULL = "incremental", "full"  # the kinds of bundle: a round's few flow mods, a full sync
+SAMPLE_FLUSH = 1.0  # seconds between writes of the sources audit flows saw
+MAX_SAMPLES = 4096  # distinct (port, reason, MAC, source) kept between two writes; more are not counted
+VIP_RECHECK = 1.0  # seconds during which an owner's repeated announcements are not checked against the database
 
 
 @dataclass
@@ -82,6 +87,14 @@ class Agent:
         self.tags: dict[str, int] = {}  # OVSDB port name -> tag as set
         self.listeners: list[Callable[[Applied], None]] = []
         self.heartbeat = Heartbeat(db, self.config.host, self.config.report_interval)
+        # Packets the flows copy here (VIP announcements, what audit flows would drop), from their own thread.
+        self.copies: deque[Copy] = deque(maxlen=MAX_SAMPLES)
+        self.packet_in = PacketInListener(self.bridge.mgmt, self._copied)
+        self.by_tag: dict[int, str] = {}  # the port part of a cookie -> port id
+        self.vip_owners: dict[tuple[str, str], tuple[str, float]] = {}  # (network, VIP) -> (port, checked at)
+        self.vip_moved: list[Callable[[str, str, str], None]] = []  # (network, VIP, new holder) on each move
+        self.samples: dict[tuple[str, str, str, str], list[float]] = {}  # -> [packets, last seen]
+        self.samples_flushed = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -93,6 +106,7 @@ class Agent:
             raise RuntimeError(f"no answer from OVSDB at {self.monitor.target}")
 
     def stop(self) -> None:
+        self.packet_in.stop()
         self.monitor.stop()
         self.vsctl.close()
         self.bridge.close()
@@ -114,6 +128,7 @@ class Agent:
         agent retries a full sync every second until it succeeds.
         """
         self.start()
+        self.packet_in.start()
         self.feed.follow(stop)
         try:
             self.heartbeat.beat(self._configurations())  # registered before the first sync, which may wait for OVS
@@ -168,6 +183,8 @@ class Agent:
         with self.db.transaction(write=False) as tx:
             commits = self.feed.restart(tx)  # whatever they changed, this reads it
             self.ports = {p.id: p for p in port_service.list_(tx, ADMIN)}
+        self.by_tag = {port_tag(p): p for p in self.ports}
+        self.vip_owners.clear()
         self.plugged = self.monitor.interfaces()
         here = self.plugged.keys() & self.ports.keys()
         self._set_tags(here)
@@ -179,6 +196,10 @@ class Agent:
                 desired[port_id] = self._flows(port_id)
                 yield from (f.text() for f in desired[port_id])
 
+        try:
+            self.bridge.set_meters(METERS)  # before any flow that copies through them
+        except OfctlError as err:  # a datapath without meters: enforcement must not wait for the copies' bound
+            LOG.warning("cannot set the meters of the copies to the agent (%s): they may be unbounded or lost", err)
         started = time.perf_counter()
         try:
             self.bridge.replace_all(texts(), meanwhile=lambda: self.table.reset(desired))
@@ -196,6 +217,7 @@ class Agent:
 
     def step(self) -> None:
         """Only what changed since the last round; nothing at all when nothing did."""
+        self._observe()
         with self.db.transaction(write=False) as tx:
             rows, commits = self.feed.take(tx)
         changed = {r.resource_id for r in rows if r.resource == "port"}
@@ -233,6 +255,7 @@ class Agent:
         for port_id in ids:
             if port_id in found:
                 self.ports[port_id] = found[port_id]
+                self.by_tag[port_tag(port_id)] = port_id
             else:
                 self.ports.pop(port_id, None)
 
@@ -280,6 +303,51 @@ class Agent:
         event = Applied(ports, time.time(), mods, kind, seconds, tuple(commits), cause)
         for listener in self.listeners:
             listener(event)
+
+    # -- what the flows copy here ----------------------------------------------------------------
+
+    def _copied(self, copy: Copy) -> None:
+        """From the packet-in thread: queue it (bounded) and wake the loop, which owns the ports."""
+        self.copies.append(copy)
+        self.wake.set()
+
+    def _observe(self) -> None:
+        """VIP announcements become owner moves; what audit flows would drop becomes sampled sources."""
+        while self.copies:
+            copy = self.copies.popleft()
+            port = self.ports.get(self.by_tag.get(copy.cookie >> 8 & 0xFFFFFFFFFFFF, ""))
+            reason = cookie_reason(copy.cookie)
+            if port is None or reason is None:
+                continue  # a port deleted since, or not a copy of ours
+            if cookie_audits(copy.cookie):
+                key = (port.id, reason, copy.frame.mac, copy.frame.source)
+                if key in self.samples:
+                    self.samples[key][0] += 1
+                    self.samples[key][1] = copy.at
+                elif len(self.samples) < MAX_SAMPLES:
+                    self.samples[key] = [1, copy.at]
+            elif reason == "vip" and copy.frame.claimed is not None:
+                self._announced(port, copy.frame.claimed, copy.at)
+        if self.samples and time.monotonic() - self.samples_flushed >= SAMPLE_FLUSH:
+            found = [sources.Sample(p, r, m, ip, int(n), at) for (p, r, m, ip), (n, at) in self.samples.items()]
+            self.samples.clear()
+            self.samples_flushed = time.monotonic()
+            self.db.run(lambda tx: sources.record(tx, found))
+
+    def _announced(self, port: Port, address: str, at: float) -> None:
+        """``port`` sent an ARP or NA for ``address``, one of its VIPs: it holds it now."""
+        key = (port.network_id, address)
+        owner = self.vip_owners.get(key)
+        if owner is not None and owner[0] == port.id and time.monotonic() - owner[1] < VIP_RECHECK:
+            return  # the holder repeating itself (keepalived sends several); another host's agent may have
+            # recorded a move away meanwhile, so after VIP_RECHECK the database is asked again
+        host = self.config.host
+        claim = self.db.run(lambda tx: vips.record(tx, port.network_id, address, port.id, at, host))
+        self.vip_owners[key] = (port.id, time.monotonic())
+        if claim.written and claim.previous is not None:
+            LOG.info("VIP %s on network %s moved from port %s to %s", address, port.network_id, claim.previous, port.id)
+            for listener in self.vip_moved:
+                listener(port.network_id, address, port.id)
 
     def _report(self, port_ids: Iterable[str]) -> None:
         """ACTIVE once a port's flows are in; DOWN when its interface left this host's bridge or it is disabled."""

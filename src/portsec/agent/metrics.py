@@ -52,6 +52,11 @@ OVS_CONNECTED = Gauge(
     multiprocess_mode="max",
 )
 
+VIP_MOVES = Counter(
+    "portsec_vip_moves_total",
+    "VIPs (host allowed address pairs) that changed hands: a port sent ARP or NA for one another port held last",
+)
+
 _dropped: dict[bool, Counter] = {}  # one name, with or without the port label: made on first use
 
 
@@ -121,6 +126,7 @@ class AgentMetrics:
 
     def start(self) -> None:
         self.agent.listeners.append(self.applied)
+        self.agent.vip_moved.append(self.vip_moved)
         self._thread = threading.Thread(target=self._read_drops, name="portsec-agent-metrics", daemon=True)
         self._thread.start()
 
@@ -128,6 +134,8 @@ class AgentMetrics:
         self._stop.set()
         if self.applied in self.agent.listeners:
             self.agent.listeners.remove(self.applied)
+        if self.vip_moved in self.agent.vip_moved:
+            self.agent.vip_moved.remove(self.vip_moved)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -142,6 +150,10 @@ class AgentMetrics:
         self.tables.update(per_table)
         for table in self.tables:
             FLOWS.labels(str(table)).set(per_table.get(table, 0))
+
+    def vip_moved(self, network_id: str, address: str, port_id: str) -> None:
+        """Called by the agent when it recorded that a VIP changed hands (not for its first holder)."""
+        VIP_MOVES.inc()
 
     def _read_drops(self) -> None:
         while True:

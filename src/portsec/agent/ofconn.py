@@ -17,7 +17,7 @@ import socket
 import struct
 from collections.abc import Iterable
 
-from portsec.openflow.actions import Actions, GotoTable, Normal, Output, as_actions
+from portsec.openflow.actions import Actions, Controller, GotoTable, Normal, Output, as_actions
 from portsec.openflow.fields import FIELD, PROTOCOLS, Field
 from portsec.openflow.flows import Flow
 
@@ -29,6 +29,8 @@ ATOMIC_ORDERED = 0x3
 ADD, DELETE_STRICT = 0, 4
 ANY, NORMAL, NO_BUFFER = 0xFFFFFFFF, 0xFFFFFFFA, 0xFFFFFFFF
 OFPIT_GOTO_TABLE, OFPIT_APPLY_ACTIONS, OFPAT_OUTPUT = 1, 4, 0
+OFPAT_EXPERIMENTER, NX_VENDOR_ID, NXAST_CONTROLLER2 = 0xFFFF, 0x00002320, 37
+NXAC2PT_MAX_LEN, NXAC2PT_METER_ID = 0, 5
 
 
 class OpenFlowError(RuntimeError):
@@ -70,6 +72,8 @@ def _instructions(actions: Actions) -> bytes:
         if isinstance(action, Normal | Output):
             port = NORMAL if isinstance(action, Normal) else action.port
             outputs += struct.pack("!HHIH6x", OFPAT_OUTPUT, 16, port, 0)
+        elif isinstance(action, Controller):
+            outputs += _controller(action)
         elif isinstance(action, GotoTable):
             goto = struct.pack("!HHB3x", OFPIT_GOTO_TABLE, 8, action.table)
         else:
@@ -77,6 +81,13 @@ def _instructions(actions: Actions) -> bytes:
     if outputs:
         outputs = struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(outputs)) + outputs
     return outputs + goto
+
+
+def _controller(action: Controller) -> bytes:
+    """NXAST_CONTROLLER2 with its max_len and meter_id properties, each padded to 8 bytes."""
+    properties = struct.pack("!HHH2xHHI", NXAC2PT_MAX_LEN, 6, action.max_len, NXAC2PT_METER_ID, 8, action.meter_id)
+    header = struct.pack("!HHIH6x", OFPAT_EXPERIMENTER, 16 + len(properties), NX_VENDOR_ID, NXAST_CONTROLLER2)
+    return header + properties
 
 
 def encode_flow_mod(f: Flow, command: int, xid: int) -> bytes:
@@ -105,25 +116,7 @@ class OpenFlowConnection:
             self._sock = None
 
     def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-            sock.sendall(struct.pack("!BBHI", VERSION, HELLO, 8, next(self._xids)))
-            version, kind, _, _, _ = self._read(sock)
-        except OSError as err:
-            sock.close()
-            raise OpenFlowError(f"OpenFlow connection to {self.path}: {err}") from None
-        if kind != HELLO or version < VERSION:
-            sock.close()
-            raise OpenFlowError(f"{self.path} does not speak OpenFlow 1.4 (bundles); add it to the bridge's protocols")
-        return sock
-
-    @staticmethod
-    def _read(sock: socket.socket) -> tuple[int, int, int, int, bytes]:
-        header = _read_exactly(sock, 8)
-        version, kind, length, xid = struct.unpack("!BBHI", header)
-        return version, kind, length, xid, _read_exactly(sock, length - 8)
+        return connect(self.path, self.timeout)
 
     def bundle(self, deletes: Iterable[Flow], adds: Iterable[Flow]) -> None:
         """Deletes then adds, as one ordered, atomic bundle; returns once the switch committed it."""
@@ -169,15 +162,43 @@ class OpenFlowConnection:
         """Read until the reply to ``last``; the errors the switch sent on the way."""
         errors = []
         while True:
-            _, kind, _, xid, body = self._read(sock)
+            _, kind, _, xid, body = read_message(sock)
             if kind == ECHO_REQUEST:
-                sock.sendall(struct.pack("!BBHI", VERSION, ECHO_REPLY, 8 + len(body), xid) + body)
+                sock.sendall(echo_reply(xid, body))
                 continue
             if kind == ERROR:
                 err_type, code = struct.unpack("!HH", body[:4])
                 errors.append(f"type {err_type} code {code} (xid {xid})")
             if xid == last:
                 return errors
+
+
+def connect(path: str, timeout: float) -> socket.socket:
+    """A connection to ``path`` that said hello in OpenFlow 1.4 (or later)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(struct.pack("!BBHI", VERSION, HELLO, 8, 0))
+        version, kind, _, _, _ = read_message(sock)
+    except OSError as err:
+        sock.close()
+        raise OpenFlowError(f"OpenFlow connection to {path}: {err}") from None
+    if kind != HELLO or version < VERSION:
+        sock.close()
+        raise OpenFlowError(f"{path} does not speak OpenFlow 1.4 (bundles); add it to the bridge's protocols")
+    return sock
+
+
+def read_message(sock: socket.socket) -> tuple[int, int, int, int, bytes]:
+    """One message: version, type, length, xid and body."""
+    header = _read_exactly(sock, 8)
+    version, kind, length, xid = struct.unpack("!BBHI", header)
+    return version, kind, length, xid, _read_exactly(sock, length - 8)
+
+
+def echo_reply(xid: int, body: bytes) -> bytes:
+    return struct.pack("!BBHI", VERSION, ECHO_REPLY, 8 + len(body), xid) + body
 
 
 def _control(bundle_id: int, kind: int, xid: int) -> bytes:

@@ -99,6 +99,18 @@ class Bridge:
         if proc.wait() != 0:
             raise OfctlError(f"ovs-ofctl replace-flows: {error.strip()}")
 
+    def set_meters(self, meters: dict[int, tuple[int, int]]) -> None:
+        """Meters ``id -> (packets per second, burst)``, added or changed to match (they bound the copies of
+        packets that flows send the agent; a restarted Open vSwitch has none)."""
+        have = self._run("dump-meters", self.name)
+        for meter, (rate, burst) in meters.items():
+            spec = f"meter={meter} pktps burst stats bands=type=drop rate={rate} burst_size={burst}"
+            found = re.search(rf"^meter={meter} .*?(?=^meter=|\Z)", have, re.M | re.S)
+            if found is None:
+                self._run("add-meter", self.name, spec)
+            elif f"rate={rate} burst_size={burst}" not in found.group(0):
+                self._run("mod-meter", self.name, spec)
+
     def has_canary(self) -> bool:
         """False after Open vSwitch restarted (or someone flushed br-int): everything must be reinstalled."""
         return f"cookie={cookie(None, 'canary'):#x}" in self._run("dump-flows", self.name, f"table={CANARY}")

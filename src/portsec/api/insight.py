@@ -3,6 +3,11 @@
 - ``GET /v2.0/ports/{id}/drops``: packets the port's flows dropped, per reason (`portsec port drops`).
 - ``POST /v2.0/ports/{id}/trace``: one packet through the port's flows (`portsec trace`).
 - ``GET /v2.0/pair-lint[?network_id=|?port_id=]``: risky allowed address pairs (`portsec pair lint`).
+- ``GET /v2.0/vips[?network_id=&ip_address=]``, ``GET /v2.0/vips/{ip_address}[?network_id=]``: the VIPs
+  (host pairs two or more ports carry), which port answers for each, since when, and its moves (`portsec vip`).
+
+The drops answer also holds the sources the agent sampled for the port and the
+pairs that would allow them (`portsec port set --enable-port-security --dry-run`).
 
 The two port routes are sub-resources of a port, as Neutron nests per-resource
 data (``/v2.0/qos/policies/{id}/bandwidth_limit_rules``): a port the caller may
@@ -30,9 +35,10 @@ from portsec.api import openapi
 from portsec.api.auth import Auth
 from portsec.domain import errors
 from portsec.domain.model import Context
+from portsec.guards import guard_from_view
 from portsec.openflow.flows import DROP_REASONS
 from portsec.ovn.settings import ENV_BACKEND, ENV_SB, OVN
-from portsec.service import insight, policy, ports, views
+from portsec.service import insight, policy, ports, sources, views, vips
 from portsec.store.database import Run
 
 if TYPE_CHECKING:  # the app module registers these routes: no import cycle at run time
@@ -42,12 +48,16 @@ EXTENSION = (
     "portsec-insight",
     "portsec operator insight",
     "Per-port drop counters by reason (GET ports/{id}/drops), packet traces through a port's anti-spoofing flows "
-    "(POST ports/{id}/trace) and the allowed-address-pair lint (GET pair-lint).",
+    "(POST ports/{id}/trace), the allowed-address-pair lint (GET pair-lint), VIPs with their owner and moves "
+    "(GET vips, GET vips/{ip_address}), and the sources a port sent from with the pairs that would allow them "
+    "(in GET ports/{id}/drops).",
     "2026-12-01T00:00:00-00:00",
 )
 PORT = "/v2.0/ports/{item_id}"
 LINT = "/v2.0/pair-lint"
 LINT_SCOPES = ("network_id", "port_id")
+VIPS = "/v2.0/vips"
+VIP_FILTERS = ("network_id", "ip_address")
 MAX_OFPORT = 0xFEFF  # OFPP_MAX - 1: the highest ofport of a real interface
 TRACE_KEYS = frozenset({"microflow", "ofport"})
 
@@ -107,7 +117,10 @@ def install(
             dropped = await anyio.to_thread.run_sync(port_drops, switch, port["id"])
         except OfctlError as err:
             raise DropCountersUnavailable(port_id=port["id"], trouble=f"bridge {switch.bridge}: {err}") from None
-        return JSONResponse({"drops": dropped})
+        sampled = await threads.read(lambda run: run(lambda tx: sources.of_port(tx, port["id"])))
+        suggested = sources.suggested_pairs(port, sampled)
+        audited = not guard_from_view(port).enforced  # no port security: the counts are what it would drop
+        return JSONResponse({"drops": dropped, "audit": audited, "sources": sampled, "suggested_pairs": suggested})
 
     @app.post(
         PORT + "/trace",
@@ -148,6 +161,44 @@ def install(
         def respond(run: Run) -> JSONResponse:
             found = run(lambda tx: insight.lint_visible(tx, ctx, network_id, port_id))
             return JSONResponse({"findings": [insight.finding_view(f) for f in found]})
+
+        return await threads.read(respond)
+
+    @app.get(
+        VIPS,
+        name="list_vips",
+        tags=tags,
+        summary="VIPs (a host pair carried by two or more ports of a network, or claimed by one): owner and moves",
+        openapi_extra={"parameters": _vip_parameters(("network_id", "ip_address"))},
+        responses={200: _vips_schema(), **openapi.errors(400), 503: _unavailable()},
+    )
+    async def list_vips(request: Request) -> JSONResponse:
+        ctx = auth.context(request)
+        given = _vip_filters(request, VIP_FILTERS)
+        if given.get("ip_address") is not None:
+            _ip(given["ip_address"])
+
+        def respond(run: Run) -> JSONResponse:
+            found = run(lambda tx: vips.list_(tx, ctx, given.get("network_id"), given.get("ip_address")))
+            return JSONResponse({"vips": found})
+
+        return await threads.read(respond)
+
+    @app.get(
+        VIPS + "/{ip_address}",
+        name="show_vip",
+        tags=tags,
+        summary="One VIP: its ports, the port that answers for it, since when, and its last moves",
+        openapi_extra={"parameters": _vip_parameters(("network_id",))},
+        responses={200: _vip_schema(), **openapi.errors(400, 404, 409), 503: _unavailable()},
+    )
+    async def show_vip(ip_address: str, request: Request) -> JSONResponse:
+        ctx = auth.context(request)
+        network_id = _vip_filters(request, ("network_id",)).get("network_id")
+        _ip(ip_address)
+
+        def respond(run: Run) -> JSONResponse:
+            return JSONResponse({"vip": run(lambda tx: vips.show(tx, ctx, ip_address, network_id))})
 
         return await threads.read(respond)
 
@@ -224,6 +275,29 @@ def _lint_scope(request: Request) -> tuple[str | None, str | None]:
     return network_id, port_id
 
 
+def _vip_filters(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Each of ``allowed`` at most once; any other key is refused."""
+    items = request.query_params.multi_items()
+    unknown = {key for key, _ in items if key not in allowed}
+    if unknown:
+        raise policy.unknown_filters(unknown)
+    given: dict[str, str] = {}
+    for key, value in items:
+        if key in given:
+            raise errors.HTTPBadRequest(f"Give {key} at most once")
+        if "\x00" in value:
+            raise _invalid(key, f"'{value}' holds a NUL character")
+        given[key] = value
+    return given
+
+
+def _ip(text: str) -> None:
+    try:
+        vips.canonical_ip(text)
+    except ValueError:
+        raise _invalid("ip_address", f"'{text}' is not a valid IP address") from None
+
+
 # OpenAPI ---------------------------------------------------------------------------------------------------------
 
 
@@ -246,9 +320,70 @@ def _object(properties: dict[str, Any], required: list[str] | None = None) -> di
 _STRING, _STRINGS = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
 
 
+_TIME = {"type": "string", "description": "ISO-8601 UTC with milliseconds, e.g. 2026-12-01T20:10:05.123Z"}
+_MAYBE_STRING = {"type": ["string", "null"]}
+
+
 def _drops_schema() -> dict[str, Any]:
     counts = _object({reason: {"type": "integer", "minimum": 0} for reason in DROP_REASONS})
-    return openapi.json_body(_object({"drops": counts}))
+    source = _object(
+        {
+            "reason": {**_STRING, "description": "The drop reason the agent sampled it under"},
+            "mac_address": _STRING,
+            "ip_address": {**_STRING, "description": "Empty when the frame had no IP source"},
+            "packets": {"type": "integer", "minimum": 0},
+            "first_seen": _TIME,
+            "last_seen": _TIME,
+        }
+    )
+    pair = _object({"ip_address": _STRING, "mac_address": _STRING}, required=["ip_address"])
+    return openapi.json_body(
+        _object(
+            {
+                "drops": counts,
+                "audit": {
+                    "type": "boolean",
+                    "description": "True for a port without port security: nothing was dropped, and the counts are "
+                    "what its audit flows saw that enabling port security would drop",
+                },
+                "sources": {"type": "array", "items": source, "description": "Sampled sources, most packets first"},
+                "suggested_pairs": {
+                    "type": "array",
+                    "items": pair,
+                    "description": "Pairs that would allow the sampled sources (mac_address absent: the port's)",
+                },
+            }
+        )
+    )
+
+
+def _vip_object() -> dict[str, Any]:
+    move = _object({"port_id": _STRING, "previous_port_id": _MAYBE_STRING, "at": _TIME, "host": _STRING})
+    return _object(
+        {
+            "network_id": _STRING,
+            "ip_address": _STRING,
+            "ports": {**_STRINGS, "description": "IDs of the ports that carry the VIP as a pair, sorted"},
+            "port_id": {**_MAYBE_STRING, "description": "The port that last claimed it (null: never seen)"},
+            "since": {**_MAYBE_STRING, "description": "When the owner claimed it"},
+            "moves": {"type": "integer", "minimum": 0, "description": "Owner changes after the first claim"},
+            "last_move": _MAYBE_STRING,
+            "history": {"type": "array", "items": move, "maxItems": vips.HISTORY, "description": "Newest first"},
+        }
+    )
+
+
+def _vips_schema() -> dict[str, Any]:
+    return openapi.json_body(_object({"vips": {"type": "array", "items": _vip_object()}}))
+
+
+def _vip_schema() -> dict[str, Any]:
+    return openapi.json_body(_object({"vip": _vip_object()}))
+
+
+def _vip_parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
+    what = {"network_id": "Only VIPs of this network", "ip_address": "Only this address (an IP, no prefix)"}
+    return [{"name": n, "in": "query", "required": False, "schema": _STRING, "description": what[n]} for n in names]
 
 
 def _trace_request_schema() -> dict[str, Any]:

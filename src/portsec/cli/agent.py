@@ -123,18 +123,31 @@ class PortDrops(Lister):
         return parser
 
     def take_action(self, args: argparse.Namespace) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-        from portsec.agent.local import LocalSwitch, port_drops
-        from portsec.agent.ofctl import OfctlError
+        from portsec.guards import guard_from_view
 
         port = find(client_of(self), "port", args.port)
-        if os.environ.get(ENV_BACKEND) == OVN:
-            raise CommandError(
-                f"port {port['id']} has no drop counters: they come from the native agent, and {ENV_BACKEND}=ovn "
-                "enforces through OVN, which counts drops per logical flow, shared by all ports; trace a packet "
-                "instead (portsec trace --backend ovn)"
+        dropped = read_drops(port["id"], args.bridge)
+        if not guard_from_view(port).enforced:
+            self.app.stderr.write(
+                f"{args.port} has no port security: nothing was dropped; these are the packets its audit flows "
+                f"counted, which enabling port security would drop (portsec port set {args.port} "
+                "--enable-port-security --dry-run)\n"
             )
-        try:
-            dropped = port_drops(LocalSwitch(args.bridge, os.environ.get("OVS_RUNDIR")), port["id"])
-        except OfctlError as err:
-            raise CommandError(f"cannot read the counters of {args.bridge}: {err} ({OVS_HINT})") from None
         return ("Reason", "Packets"), list(dropped.items())
+
+
+def read_drops(port_id: str, bridge: str = "br-int") -> dict[str, int]:
+    """The port's drop counters from the local bridge (`port drops`, `port set --dry-run`); CommandError if none."""
+    from portsec.agent.local import LocalSwitch, port_drops
+    from portsec.agent.ofctl import OfctlError
+
+    if os.environ.get(ENV_BACKEND) == OVN:
+        raise CommandError(
+            f"port {port_id} has no drop counters: they come from the native agent, and {ENV_BACKEND}=ovn "
+            "enforces through OVN, which counts drops per logical flow, shared by all ports; trace a packet "
+            "instead (portsec trace --backend ovn)"
+        )
+    try:
+        return port_drops(LocalSwitch(bridge, os.environ.get("OVS_RUNDIR")), port_id)
+    except OfctlError as err:
+        raise CommandError(f"cannot read the counters of {bridge}: {err} ({OVS_HINT})") from None

@@ -13,7 +13,7 @@ from cliff.command import Command
 from cliff.commandmanager import CommandManager
 
 from portsec import faults
-from portsec.cli import agent, network_agents, networks, ovn, parsing, ports, quotas, serve, subnets, trace
+from portsec.cli import agent, network_agents, networks, ovn, parsing, ports, quotas, serve, subnets, trace, vips
 from portsec.cli.find import CommandError
 from portsec.cli.lint import PairLint
 from portsec.domain.errors import NeutronError
@@ -52,6 +52,8 @@ COMMANDS: dict[str, type[Command]] = {
     "serve": serve.Serve,
     "trace": trace.Trace,
     "pair lint": PairLint,
+    "vip list": vips.ListVip,
+    "vip show": vips.ShowVip,
 }
 
 

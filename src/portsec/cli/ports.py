@@ -10,9 +10,12 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from portsec.cli import show
+from portsec.cli.agent import read_drops
 from portsec.cli.find import CommandError, client_of, delete_each, find
 from portsec.cli.parsing import KeyValueList, enable_disable
+from portsec.cli.vips import dry_run_report
 from portsec.domain.attributes import to_boolean
+from portsec.service.sources import suggested_pairs
 
 
 def _updatable(parser: argparse.ArgumentParser) -> None:
@@ -203,10 +206,20 @@ class SetPort(Command):
             help="Clear existing allowed-address pairs associated with this port "
             "(specify both --allowed-address and --no-allowed-address to overwrite the current pairs)",
         )  # fmt: skip
+        parser.add_argument(
+            "--dry-run", action="store_true",
+            help="With --enable-port-security: change nothing; show what enabling it would drop (the port's drop "
+            "counters on this host's switch and the sources the agent sampled) and the --allowed-address flags "
+            "that would keep that traffic working",
+        )  # fmt: skip
+        self._parser = parser
         return parser
 
     def take_action(self, args: argparse.Namespace) -> None:
         client = client_of(self)
+        if args.dry_run:
+            self._dry_run(client, args)
+            return
         fixed = _fixed_ips(client, args.fixed_ips or [])
         port = find(client, "port", args.port)
         attrs = _attrs(args)
@@ -223,6 +236,18 @@ class SetPort(Command):
             current = attrs.get("allowed_address_pairs", [dict(p) for p in port["allowed_address_pairs"]])
             attrs["allowed_address_pairs"] = current + _pairs(args.allowed_address_pairs)
         _send_changes(client, port, attrs)
+
+    def _dry_run(self, client: Any, args: argparse.Namespace) -> None:
+        if args.port_security_enabled is not True:
+            self._parser.error("--dry-run previews --enable-port-security: give both")  # exits 2, as argparse does
+        port = find(client, "port", args.port)
+        if port.get("port_security_enabled", True):
+            self.app.stdout.write(f"Port {args.port} already has port security enabled: nothing would change.\n")
+            return
+        drops = read_drops(port["id"])
+        sampled = client.port_sources(port["id"])
+        report = dry_run_report(args.port, drops, sampled, suggested_pairs(port, sampled))
+        self.app.stdout.write(report)
 
 
 class UnsetPort(Command):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from portsec.domain.model import Context
-from portsec.service import agents, quotas
+from portsec.service import agents, ports, quotas, sources, vips
 from portsec.service.common import Limits, Listing
 from portsec.service.registry import RESOURCES
 from portsec.store.database import Database, now
@@ -80,3 +80,17 @@ class EmbeddedClient:
 
     def delete_agent(self, agent_id: str) -> None:
         self.db.run(lambda tx: agents.delete(tx, self.ctx, agent_id))
+
+    def list_vips(self, network_id: str | None = None, ip_address: str | None = None) -> builtins.list[dict[str, Any]]:
+        with self.db.transaction(write=False) as tx:
+            return vips.list_(tx, self.ctx, network_id, ip_address)
+
+    def get_vip(self, ip_address: str, network_id: str | None = None) -> dict[str, Any]:
+        with self.db.transaction(write=False) as tx:
+            return vips.show(tx, self.ctx, ip_address, network_id)
+
+    def port_sources(self, port_id: str) -> builtins.list[dict[str, Any]]:
+        """The sources the agent sampled for the port (a port the caller cannot see is its PortNotFound)."""
+        with self.db.transaction(write=False) as tx:
+            ports.get(tx, self.ctx, port_id)
+            return sources.of_port(tx, port_id)

@@ -82,6 +82,18 @@ class HTTPClient:
     def delete_agent(self, agent_id: str) -> None:
         self._call("DELETE", f"/agents/{quote(agent_id, safe='')}")
 
+    def list_vips(self, network_id: str | None = None, ip_address: str | None = None) -> builtins.list[dict[str, Any]]:
+        given = {"network_id": network_id, "ip_address": ip_address}
+        return self._call("GET", "/vips", params={k: v for k, v in given.items() if v is not None})["vips"]
+
+    def get_vip(self, ip_address: str, network_id: str | None = None) -> dict[str, Any]:
+        params = {"network_id": network_id} if network_id is not None else {}
+        return self._call("GET", f"/vips/{quote(ip_address, safe='')}", params=params)["vip"]
+
+    def port_sources(self, port_id: str) -> builtins.list[dict[str, Any]]:
+        """The sources in the server's drops answer (which reads the switch of the server's host)."""
+        return self._call("GET", f"/ports/{quote(port_id, safe='')}/drops").get("sources", [])
+
 
 def password_token(
     auth_url: str,

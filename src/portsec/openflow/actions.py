@@ -51,6 +51,18 @@ class Resubmit:
 
 
 @dataclass(frozen=True, slots=True)
+class Controller:
+    """A copy of the packet's first ``max_len`` bytes to the agent, through meter ``meter_id`` (Open vSwitch's
+    ``controller(...)``, NXAST_CONTROLLER2). The packet itself goes on: no verdict depends on it."""
+
+    max_len: int
+    meter_id: int
+
+    def text(self) -> str:
+        return f"controller(max_len={self.max_len},meter_id={self.meter_id})"
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """An action portsec does not interpret, kept verbatim so any dump reads back; nothing can run or encode it."""
 
@@ -60,7 +72,7 @@ class Unknown:
         return self.spelling
 
 
-Action = Normal | Output | GotoTable | Resubmit | Unknown
+Action = Normal | Output | GotoTable | Resubmit | Controller | Unknown
 
 
 class Actions:
@@ -126,6 +138,7 @@ def goto_table(table: int) -> Actions:
 
 _SPLIT = re.compile(r",(?![^(]*\))")  # commas outside parentheses
 _RESUBMIT = re.compile(r"resubmit\(\s*,\s*(\d+)\s*\)")
+_CONTROLLER = re.compile(r"controller\((.*)\)")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -138,6 +151,7 @@ def parse_actions(text: str) -> Actions:
     for part in _SPLIT.split(text):
         part = part.strip()
         resubmit = _RESUBMIT.fullmatch(part)
+        controller = _CONTROLLER.fullmatch(part)
         if part.upper() == "NORMAL":
             items.append(Normal())
         elif part.startswith("output:") and part[7:].isdigit():
@@ -146,9 +160,19 @@ def parse_actions(text: str) -> Actions:
             items.append(GotoTable(int(part[11:])))
         elif resubmit:
             items.append(Resubmit(int(resubmit.group(1))))
+        elif controller and (copy := _controller(controller.group(1))):
+            items.append(copy)
         else:
             items.append(Unknown(part))
     return actions(*items)
+
+
+def _controller(arguments: str) -> Controller | None:
+    """``controller(max_len=N,meter_id=M)`` in any order, as ovs-ofctl writes it; None for any other form."""
+    pairs = dict(kv.partition("=")[::2] for kv in arguments.split(","))
+    if pairs.keys() != {"max_len", "meter_id"} or not all(v.isdigit() for v in pairs.values()):
+        return None
+    return Controller(int(pairs["max_len"]), int(pairs["meter_id"]))
 
 
 def as_actions(value: Actions | str) -> Actions:

@@ -19,6 +19,8 @@ from portsec.openflow.fields import ALIASES, CONTEXT, FIELD, PROTOCOLS, read_mat
 # Cookies: 0x5c in the top byte marks portsec's flows; the next 48 bits name
 # the port (the first 12 hex digits of its UUID, 0 for bridge-wide flows); the
 # low byte says why the flow exists, so a drop counter reads "port X, reason R".
+# Its top bit marks an audit flow: one that counts what strict mode would drop
+# for reason R, on a port without port security, and lets the packet through.
 COOKIE_MARK = 0x5C << 56
 PORT_MASK = 0x00FFFFFFFFFFFF00
 REASONS = (
@@ -35,9 +37,11 @@ REASONS = (
     "unknown-port",
     "canary",
     "admin-down",
+    "vip",  # an ARP or NA a port sends for a host pair: copied to the agent, to learn who holds the VIP
 )
 DROP_REASONS = (*REASONS[1:10], "admin-down")  # what a port's own flows drop, for `portsec port drops`
 REASON_CODE = {r: i for i, r in enumerate(REASONS)}
+AUDIT = 0x80  # in the cookie's low byte, over the reason: "would drop", not "dropped"
 
 
 def port_tag(port_id: str) -> int:
@@ -50,9 +54,14 @@ def cookie(port_id: str | None, reason: str) -> int:
 
 
 def cookie_reason(value: int) -> str | None:
-    if value & ~(PORT_MASK | 0xFF) != COOKIE_MARK or value & 0xFF >= len(REASONS):
+    """The reason a portsec flow exists (an audit flow's: what it would drop for); None for other cookies."""
+    if value & ~(PORT_MASK | 0xFF) != COOKIE_MARK or value & 0x7F >= len(REASONS):
         return None
-    return REASONS[value & 0xFF]
+    return REASONS[value & 0x7F]
+
+
+def cookie_audits(value: int) -> bool:
+    return cookie_reason(value) is not None and bool(value & AUDIT)
 
 
 def port_cookie_match(port_id: str) -> str:

@@ -26,6 +26,11 @@ class Table:
 
 
 ADMISSION, CANARY, ARP_ND, SOURCE, FORWARD = 0, 23, 24, 25, 60
+# Meters on the copies flows send the agent (never on the packets themselves), one per kind, so a port
+# flooding what an audit would drop cannot starve the VIP announcements: meter id -> (packets/s, burst).
+VIP_METER, AUDIT_METER = 1, 2
+METERS = {VIP_METER: (100, 100), AUDIT_METER: (50, 50)}
+COPY_BYTES = 128  # of a packet copied to the agent: Ethernet, VLAN, IPv6 and an ND target fit
 UNSPECIFIED_SOURCE_ICMP6 = (131, 132, 135, 143)  # MLDv1 report and done, neighbor solicitation, MLDv2 report
 
 PIPELINE = {

@@ -8,6 +8,7 @@ and the command that would allow it, when one can.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from portsec.domain.addresses import is_multicast_mac, link_local
 from portsec.domain.model import is_trusted_owner
 from portsec.guards import Binding, PortGuard
 from portsec.openflow.compiler import NO_MAC, compile_port_flows
+from portsec.openflow.flows import cookie_audits
 from portsec.openflow.model import SwitchModel, Verdict
 from portsec.openflow.packet import ETH_ARP, ETH_IP, ETH_IPV6, Packet, parse_packet
 from portsec.openflow.pipeline import bridge_flows
@@ -107,9 +109,21 @@ def trace(
     model = SwitchModel([*compile_port_flows(guard, ofport), *bridge_flows()])
     verdict = model.evaluate(packet)
     if verdict.forwarded:
-        return Trace(packet, verdict, _why_forwarded(guard, packet, facts), None)
+        return Trace(packet, verdict, _why_forwarded(guard, packet, facts) + _audit_note(guard, verdict, packet, facts),
+                     None)  # fmt: skip
     why, fix = _why_dropped(guard, packet, verdict, facts)
     return Trace(packet, verdict, why, fix)
+
+
+def _audit_note(guard: PortGuard, verdict: Verdict, packet: Packet, facts: _Facts) -> str:
+    """What strict mode would say, when an audit flow counted this packet (a port without port security)."""
+    audited = [f.reason for f in verdict.path if cookie_audits(f.cookie)]
+    if not audited:
+        return ""
+    strict = dataclasses.replace(guard, enforced=True)
+    model = SwitchModel([*compile_port_flows(strict, packet.in_port), *bridge_flows()])
+    why, fix = _why_dropped(strict, packet, model.evaluate(packet), facts)
+    return f"; with port security on it would be dropped ({audited[0]}): {why}" + (f" ({fix})" if fix else "")
 
 
 def fill(guard: PortGuard, packet: Packet, ofport: int, fixed_ips: tuple[str, ...] = ()) -> Packet:
@@ -171,10 +185,10 @@ def _binding_words(guard: PortGuard, b: Binding, address: str, facts: _Facts) ->
 def _why_forwarded(guard: PortGuard, packet: Packet, facts: _Facts) -> str:
     if not guard.enforced:
         if facts.trusted_owner:
-            return f"{facts.name} is a trusted port (device_owner {facts.trusted_owner}): nothing it sends is checked"
+            return f"{facts.name} is a trusted port (device_owner {facts.trusted_owner}): nothing it sends is dropped"
         if facts.security_off:
-            return f"port security is off for {facts.name}: nothing it sends is checked"
-        return f"{facts.name} has no anti-spoofing (port security off, or a trusted port): nothing it sends is checked"
+            return f"port security is off for {facts.name}: nothing it sends is dropped"
+        return f"{facts.name} has no anti-spoofing (port security off, or a trusted port): nothing it sends is dropped"
     src = packet.get("dl_src") or guard.mac
     dl_type = packet.dl_type
     if dl_type == ETH_ARP:

@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from portsec.domain.model import AllowedPair, FixedIp, Network, Port, sorted_fixed_ips, sorted_pairs
 from portsec.store.query import ListQuery, fetch_page, filter_clauses
-from portsec.store.schema import allowed_address_pairs, ip_allocations, networks, ports, subnets
+from portsec.store.schema import allowed_address_pairs, ip_allocations, networks, ports, source_samples, subnets
 
 _CHILDREN = ("fixed_ips", "allowed_address_pairs", "security_groups")
 _COLUMNS = tuple(f.name for f in fields(Port) if f.name not in _CHILDREN)
@@ -209,6 +209,7 @@ def delete(conn: Connection, port_id: str) -> None:
     # Children go explicitly: SQLite only cascades with foreign_keys on.
     conn.execute(ip_allocations.delete().where(ip_allocations.c.port_id == port_id))
     conn.execute(allowed_address_pairs.delete().where(allowed_address_pairs.c.port_id == port_id))
+    conn.execute(source_samples.delete().where(source_samples.c.port_id == port_id))  # vip_moves stay: history
     conn.execute(ports.delete().where(ports.c.id == port_id))
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -140,4 +141,33 @@ changes = Table(
     Column("revision_number", BigInteger, nullable=False),
     Column("operation", String(8), nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# Who answered for a VIP, over time (issue 11): one row per change of owner seen by an agent (a gratuitous ARP
+# or neighbour advertisement from another port). Kept when ports go: it is history.
+vip_moves = Table(
+    "vip_moves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("network_id", String(ID), nullable=False, index=True),
+    Column("ip_address", String(ADDRESS), nullable=False),
+    Column("port_id", String(ID), nullable=False),
+    Column("previous_port_id", String(ID)),
+    Column("moved_at", Float, nullable=False),  # epoch seconds, wall clock
+    Column("host", String(NAME), nullable=False),
+    Index("ix_vip_moves_network_id_ip_address", "network_id", "ip_address"),
+)
+
+# Sources a port sent from (issue 11), sampled by the agent, per drop reason: what enabling port security or
+# removing a pair would stop. Go with their port.
+source_samples = Table(
+    "source_samples",
+    metadata,
+    Column("port_id", String(ID), primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("mac_address", String(17), primary_key=True),
+    Column("ip_address", String(ADDRESS), primary_key=True),  # '' when the frame had no IP source
+    Column("packets", Integer, nullable=False),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
 )
