@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from portsec.agent.ofctl import Bridge
 from portsec.service import sources
 from tests import ovs
 from tests.dataplane import Dataplane, wait_for
@@ -189,6 +190,30 @@ def test_agent_restart_loses_no_packet_and_removes_stale_flows(plane: Dataplane,
     assert " 0% packet loss" in out, out
     plane.converged(seed["server2"])
     assert "192.168.1.20" not in plane.sw.ofctl("dump-flows", plane.sw.bridge)
+
+
+def test_a_full_sync_removes_flows_it_did_not_install(plane: Dataplane, seed: dict[str, Any]) -> None:
+    """The bridge's tables are portsec's: a flow added by hand (here one that would let a spoofed source
+    through) is gone after the next full sync, which adds every flow and then finds one too many."""
+    bridge = Bridge(plane.sw.bridge, str(plane.sw.rundir))
+    assert bridge.flow_count() == len(plane.agent.table.installed)
+    stray = f"table=25,priority=99,ip,in_port={seed['server1_vm'].ofport},nw_src=192.168.1.99 actions=goto_table:60"
+    plane.sw.ofctl("add-flow", plane.sw.bridge, stray)
+    assert bridge.flow_count() == len(plane.agent.table.installed) + 1
+    plane.stop_agent()
+    plane.start_agent()
+    wait_for(lambda: "192.168.1.99" not in plane.sw.ofctl("dump-flows", plane.sw.bridge), what="the stray flow gone")
+    assert bridge.flow_count() == len(plane.agent.table.installed)
+
+
+def test_agent_restart_keeps_the_drop_counters(plane: Dataplane, seed: dict[str, Any]) -> None:
+    """A full sync re-adds flows the switch already holds: they keep their counters, so `port drops` does too."""
+    frame = next(frame for what, frame, _ in contract_rows() if what == "IPv4 source not bound")
+    plane.send(seed["server1_vm"], bytes(frame))
+    assert plane.drops(seed["server1"])["ipv4-source"] == 1
+    plane.stop_agent()
+    plane.start_agent()
+    assert plane.drops(seed["server1"])["ipv4-source"] == 1
 
 
 def test_open_vswitch_restart_gets_the_flows_back(plane: Dataplane, seed: dict[str, Any]) -> None:

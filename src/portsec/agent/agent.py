@@ -3,8 +3,9 @@
 One round: read what changed (ports in the change log after the last sequence
 number seen, interfaces plugged, unplugged or renumbered), compile those ports,
 diff against what is installed, send one atomic bundle, then report port status.
-A full sync (start, Open vSwitch restart) replaces the whole table in one
-bundle that keeps unchanged flows, so a restart of either side loses no packet.
+A full sync (start, Open vSwitch restart) adds the whole table in one bundle
+that keeps unchanged flows, then removes stale ones, so a restart of either
+side loses no packet.
 """
 
 from __future__ import annotations
@@ -178,7 +179,21 @@ class Agent:
     # -- rounds ----------------------------------------------------------------------------------
 
     def sync(self, cause: str = "start") -> None:
-        """Everything from scratch: all ports, all interfaces, the whole table in one bundle."""
+        """Everything from scratch: all ports, all interfaces, the whole table in one bundle.
+
+        The collector stays off meanwhile: a sync builds a million objects and frees them by reference
+        count (flows hold no cycles), so each full collection it would set off walks them all for nothing
+        (10,000 ports x 3 pairs: 0.3-0.8 s of a 3 s compile).
+        """
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._sync(cause)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _sync(self, cause: str) -> None:
         gc.unfreeze()  # what the last full sync froze may be garbage now (see the end)
         with self.db.transaction(write=False) as tx:
             commits = self.feed.restart(tx)  # whatever they changed, this reads it
@@ -190,11 +205,12 @@ class Agent:
         self._set_tags(here)
         desired: dict[str, list[Flow]] = {BRIDGE: list(bridge_flows())}
 
-        def texts() -> Iterator[str]:  # compiled while ovs-ofctl reads
-            yield from (f.text() for f in desired[BRIDGE])
+        def texts() -> Iterator[str]:  # compiled while ovs-ofctl reads, one port's lines at a time
+            yield "\n".join(f.text() for f in desired[BRIDGE])
             for port_id in here:
-                desired[port_id] = self._flows(port_id)
-                yield from (f.text() for f in desired[port_id])
+                flows = desired[port_id] = self._flows(port_id)
+                if flows:
+                    yield "\n".join([f.text() for f in flows])
 
         try:
             self.bridge.set_meters(METERS)  # before any flow that copies through them
@@ -202,7 +218,11 @@ class Agent:
             LOG.warning("cannot set the meters of the copies to the agent (%s): they may be unbounded or lost", err)
         started = time.perf_counter()
         try:
-            self.bridge.replace_all(texts(), meanwhile=lambda: self.table.reset(desired))
+            self.bridge.add_all(texts(), meanwhile=lambda: self.table.reset(desired))
+            # The switch now holds every flow wanted, and maybe stale ones (ports deleted or changed while the
+            # agent was away, flows it did not install): as many flows as wanted means none is stale.
+            if self.bridge.flow_count() != len(self.table.installed):
+                self.bridge.replace_all(f.text() for flows in desired.values() for f in flows)
         except Exception:
             self.table.reset({})  # what the switch holds is unknown now: the next sync starts over
             raise

@@ -14,10 +14,12 @@ Invariants (as OVN's ofctrl keeps them):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 
-from portsec.openflow.flows import Flow, FlowKey
+from portsec.openflow.flows import Flow, FlowKey, flow_key
 
 BRIDGE = ""  # owner of the flows every port shares
 
@@ -39,7 +41,9 @@ class Batch:
 @dataclass
 class FlowTable:
     installed: dict[Key, tuple[str, Flow]] = field(default_factory=dict)
-    by_owner: dict[str, set[Key]] = field(default_factory=dict)
+    # An owner's keys, in a list: a full sync makes 234,000 of them, and a key (a tuple of tuples) is
+    # hashed anew each time it goes into a set.
+    by_owner: dict[str, list[Key]] = field(default_factory=dict)
     # Flows per OpenFlow table, kept as flows come and go: a metric reads it after every round, in O(tables).
     per_table: dict[int, int] = field(default_factory=dict)
 
@@ -59,8 +63,9 @@ class FlowTable:
         for owner, flows in desired.items():
             new = {f.key: f for f in flows}
             wanted.update(new)
-            for key in self.by_owner.get(owner, set()) - new.keys():
-                batch.deletes.append(self.installed[key][1])
+            for key in self.by_owner.get(owner, ()):
+                if key not in new:
+                    batch.deletes.append(self.installed[key][1])
             for key, f in new.items():
                 if key not in self.installed or self.installed[key][1] != f:
                     batch.adds.append(f)
@@ -72,31 +77,35 @@ class FlowTable:
     def commit(self, desired: Mapping[str, Iterable[Flow]]) -> None:
         """Record that the bundle of :meth:`diff` for ``desired`` is on the switch."""
         for owner, flows in desired.items():
-            for key in self.by_owner.pop(owner, set()):
+            for key in self.by_owner.pop(owner, ()):
                 if self.installed.get(key, (None,))[0] == owner:
                     del self.installed[key]
                     self.per_table[key[0]] -= 1
-            keys = set()
+            keys = []
             for f in flows:
-                previous = self.installed.get(f.key)
+                key = f.key
+                previous = self.installed.get(key)
                 if previous is not None and previous[0] != owner:
-                    self.by_owner[previous[0]].discard(f.key)
+                    theirs = self.by_owner[previous[0]]
+                    theirs.remove(key)
+                    if not theirs:
+                        del self.by_owner[previous[0]]
                 if previous is None:
                     self.per_table[f.table] = self.per_table.get(f.table, 0) + 1
-                self.installed[f.key] = (owner, f)
-                keys.add(f.key)
+                self.installed[key] = (owner, f)
+                keys.append(key)
             if keys:
                 self.by_owner[owner] = keys
 
     def reset(self, desired: Mapping[str, Iterable[Flow]]) -> None:
         """After a full replace of the switch's flows: exactly ``desired`` is installed."""
-        self.installed = {}
+        installed: dict[Key, tuple[str, Flow]] = {}
         self.by_owner = {}
-        for owner, flows in desired.items():
-            keys = {f.key: f for f in flows}
-            self.installed.update((k, (owner, f)) for k, f in keys.items())
+        for owner, given in desired.items():
+            flows = given if isinstance(given, list | tuple) else list(given)
+            keys = list(map(flow_key, flows))
+            installed.update(zip(keys, zip(repeat(owner), flows, strict=False), strict=True))
             if keys:
-                self.by_owner[owner] = set(keys)
-        self.per_table = {}
-        for table, *_ in self.installed:
-            self.per_table[table] = self.per_table.get(table, 0) + 1
+                self.by_owner[owner] = keys
+        self.installed = installed
+        self.per_table = dict(Counter(key[0] for key in installed))

@@ -3,8 +3,9 @@
 Every change is one OpenFlow 1.4 ordered, atomic bundle: packets see the old
 table or the new one, never a mix. A round's few flow mods go over the agent's
 open connection (:mod:`portsec.agent.ofconn`); the full sync of every flow goes
-through ``ovs-ofctl --bundle replace-flows``, which diffs against the switch in C
-and keeps unchanged flows with their counters; reads use ``ovs-ofctl dump-flows``.
+through ``ovs-ofctl --bundle add-flows`` (and ``replace-flows`` when stale flows
+must go), which keep unchanged flows with their counters; reads use ``ovs-ofctl
+dump-flows``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Counter:
 
 _DUMP_LINE = re.compile(r"cookie=(0x[0-9a-f]+).*?(?:table=(\d+), )?n_packets=(\d+)")
 _AGGREGATE = re.compile(r"packet_count=(\d+)")
+_ACTIVE = re.compile(r"\bactive=(\d+)")
+_DITTO = re.compile(r"tables (\d+)\.\.\.(\d+): ditto")
 
 
 @dataclass
@@ -77,14 +80,26 @@ class Bridge:
             raise OfctlError(f"ovs-ofctl {' '.join(args[:2])}: {done.stderr.strip()}")
         return done.stdout
 
-    def replace_all(self, flows: Iterable[str], meanwhile: Callable[[], None] = lambda: None) -> None:
-        """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters.
+    def add_all(self, flows: Iterable[str], meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Add ``flows`` (texts of one flow or more, a line each) in one atomic bundle. A flow the switch
+        already holds (same table, priority and match) takes the new cookie and actions and keeps its
+        counters (an add without reset_counts carries them over).
 
         The flows are written as they come, so ovs-ofctl parses while the caller still compiles,
         and ``meanwhile`` runs while Open vSwitch installs them.
         """
+        self._bundle("add-flows", flows, meanwhile)
+
+    def replace_all(self, flows: Iterable[str], meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Make the switch hold exactly ``flows``, atomically; identical flows are kept with their counters.
+
+        ovs-ofctl dumps the switch and diffs in C: 10-20% slower than :meth:`add_all` at 10,000 ports.
+        """
+        self._bundle("replace-flows", flows, meanwhile)
+
+    def _bundle(self, verb: str, flows: Iterable[str], meanwhile: Callable[[], None]) -> None:
         env = {**os.environ, "OVS_RUNDIR": self.rundir} if self.rundir else None
-        argv = ["ovs-ofctl", "-O", OPENFLOW, "--bundle", "replace-flows", self.name, "-"]
+        argv = ["ovs-ofctl", "-O", OPENFLOW, "--bundle", verb, self.name, "-"]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 text=True, env=env)  # fmt: skip
         assert proc.stdin is not None and proc.stderr is not None
@@ -97,7 +112,20 @@ class Bridge:
         meanwhile()
         error = proc.stderr.read()
         if proc.wait() != 0:
-            raise OfctlError(f"ovs-ofctl replace-flows: {error.strip()}")
+            raise OfctlError(f"ovs-ofctl {verb}: {error.strip()}")
+
+    def flow_count(self) -> int:
+        """How many flows the bridge holds, in all tables: the sum of the tables' active counts, which the
+        switch keeps (dump-aggregate would walk 234,000 flows for the same number: 0.18 s)."""
+        total = last = 0
+        for line in self._run("dump-tables", self.name).splitlines():
+            active, ditto = _ACTIVE.search(line), _DITTO.search(line)
+            if active:
+                last = int(active.group(1))
+                total += last
+            elif ditto:  # "tables 2...23: ditto": each as the table before
+                total += last * (int(ditto.group(2)) - int(ditto.group(1)) + 1)
+        return total
 
     def set_meters(self, meters: dict[int, tuple[int, int]]) -> None:
         """Meters ``id -> (packets per second, burst)``, added or changed to match (they bound the copies of

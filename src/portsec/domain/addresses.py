@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import uuid
 from typing import Any
 
@@ -101,8 +102,24 @@ def pair_ip_error(data: Any) -> str | None:
 
 
 def parse_network(text: str) -> IPNetwork:
-    """A host address or CIDR (host bits allowed) as the network it covers."""
-    return ipaddress.ip_network(text, strict=False)
+    """A host address or CIDR (host bits allowed) as the network it covers.
+
+    A full sync parses every address of 10,000 ports: the address goes through the C
+    parser (``inet_pton``) and the network is made from integers, three times faster
+    than ipaddress's string parser, which handles anything else (and says what is wrong).
+    """
+    address, slash, prefix = text.partition("/")
+    v6 = ":" in address
+    try:
+        packed = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, address)
+    except OSError:
+        return ipaddress.ip_network(text, strict=False)
+    if slash and not prefix.isdigit():
+        return ipaddress.ip_network(text, strict=False)
+    value = int.from_bytes(packed, "big")
+    if v6:
+        return ipaddress.IPv6Network((value, int(prefix) if slash else 128), strict=False)
+    return ipaddress.IPv4Network((value, int(prefix) if slash else 32), strict=False)
 
 
 def multicast_error(ip_or_cidr: str) -> str | None:
@@ -133,6 +150,11 @@ def uuid_error(data: Any) -> str | None:
 def eui64(prefix: IPNetwork, mac: str) -> IPAddress:
     """SLAAC / link-local address of ``mac`` in a /64 (RFC 4291 modified EUI-64)."""
     return ipaddress.ip_address(str(netaddr.EUI(mac).ipv6(int(prefix.network_address))))
+
+
+def link_local_network(mac: str) -> ipaddress.IPv6Network:
+    """The link-local address of ``mac`` as a /128 (made from integers: no text to parse)."""
+    return ipaddress.IPv6Network((int(link_local(mac)), 128))
 
 
 def link_local(mac: str) -> ipaddress.IPv6Address:

@@ -9,6 +9,7 @@ its value.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
@@ -88,7 +89,7 @@ class Flow(NamedTuple):
 
     @property
     def key(self) -> FlowKey:
-        return (self.table, self.priority, self.protocol, self.match)
+        return (self.table, self.priority, self.protocol, self.match)  # = flow_key(self), for hot loops
 
     @property
     def reason(self) -> str | None:
@@ -108,6 +109,10 @@ class Flow(NamedTuple):
 
     def __str__(self) -> str:
         return self.text()
+
+
+flow_key: Callable[[Flow], FlowKey] = operator.itemgetter(0, 1, 5, 2)  # Flow.key, in C
+assert flow_key(Flow(1, 2, (("a", "b"),), None, 3, "ip")) == (1, 2, "ip", (("a", "b"),))  # type: ignore[arg-type]
 
 
 def prerequisite_error(f: Flow) -> str | None:
