@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from portsec.api import insight as api_insight
@@ -19,6 +20,7 @@ from portsec.domain.model import Context
 from portsec.service import sources, vips
 from portsec.service.sources import MAX_SOURCES_PER_PORT, Sample, suggested_pairs
 from portsec.store.database import Database
+from portsec.store.schema import vip_moves
 from tests.cli import run
 from tests.server import serve
 from tests.test_cli_seed import _seed_ports, ok
@@ -67,6 +69,21 @@ def test_a_configured_vip_never_claimed_is_listed_without_owner(seeded: Any) -> 
         {"network_id": ids["network"], "ip_address": VIP, "ports": sorted([ids["server1"], ids["server2"]]),
          "port_id": None, "since": None, "moves": 0, "last_move": None, "history": []}
     ]  # fmt: skip
+
+
+def test_a_flapping_vip_keeps_its_last_rows_and_its_whole_count(seeded: Any) -> None:
+    """A split-brain pair hands the VIP back and forth every second: the table keeps the last KEPT rows of it,
+    and the count of moves stays whole."""
+    db, ids = seeded
+    net, s1, s2 = ids["network"], ids["server1"], ids["server2"]
+    flips = vips.KEPT + 30
+    for i in range(flips):
+        db.run(lambda tx, i=i: vips.record(tx, net, VIP, (s1, s2)[i % 2], T0 + i, "h"))
+    with db.transaction(write=False) as tx:
+        (vip,) = vips.list_(tx, Context.admin(), ip_address=VIP)
+        kept = tx.conn.execute(sa.select(sa.func.count()).select_from(vip_moves)).scalar_one()
+    assert kept == vips.KEPT
+    assert (vip["moves"], vip["port_id"], len(vip["history"])) == (flips - 1, (s1, s2)[(flips - 1) % 2], vips.HISTORY)
 
 
 def test_moves_give_owner_since_count_and_history_newest_first(seeded: Any) -> None:

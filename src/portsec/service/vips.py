@@ -27,6 +27,7 @@ from portsec.store.query import ListQuery
 from portsec.store.schema import vip_moves
 
 HISTORY = 20  # moves shown per VIP, newest first
+KEPT = 100  # rows kept per VIP: a flapping pair (split brain) writes one a second, and no table may grow forever
 
 Key = tuple[str, str]  # (network ID, IP address in canonical form)
 
@@ -61,20 +62,19 @@ class Claim(NamedTuple):
 def record(tx: Tx, network_id: str, ip_address: str, port_id: str, at: float, host: str) -> Claim:
     """Note that ``port_id`` answers for the VIP now: a row only when the owner changes."""
     ip = canonical_ip(ip_address)
-    latest = (
-        sa.select(vip_moves.c.port_id)
-        .where(vip_moves.c.network_id == network_id, vip_moves.c.ip_address == ip)
-        .order_by(vip_moves.c.id.desc())
-        .limit(1)
-    )
-    owner = tx.conn.execute(latest).scalar_one_or_none()
+    this_vip = (vip_moves.c.network_id == network_id, vip_moves.c.ip_address == ip)
+    latest = sa.select(vip_moves.c.port_id, vip_moves.c.sequence).where(*this_vip).order_by(vip_moves.c.id.desc())
+    row = tx.conn.execute(latest.limit(1)).first()
+    owner, sequence = (row.port_id, row.sequence) if row is not None else (None, 0)
     if owner == port_id:
         return Claim(False, owner)
     tx.conn.execute(
         vip_moves.insert().values(
-            network_id=network_id, ip_address=ip, port_id=port_id, previous_port_id=owner, moved_at=at, host=host
+            network_id=network_id, ip_address=ip, port_id=port_id, previous_port_id=owner, moved_at=at, host=host,
+            sequence=sequence + 1,
         )
-    )
+    )  # fmt: skip
+    tx.conn.execute(vip_moves.delete().where(*this_vip, vip_moves.c.sequence <= sequence + 1 - KEPT))
     return Claim(True, owner)
 
 
@@ -139,7 +139,7 @@ def list_(tx: Tx, ctx: Context, network_id: str | None = None, ip_address: str |
 
 def _view(key: Key, ids: list[str], rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     since = iso(rows[-1]["moved_at"]) if rows else None
-    moves = max(len(rows) - 1, 0)
+    moves = rows[-1]["sequence"] - 1 if rows else 0  # all of them: the oldest rows may be pruned
     return {
         "network_id": key[0],
         "ip_address": key[1],

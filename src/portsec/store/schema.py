@@ -144,7 +144,8 @@ changes = Table(
 )
 
 # Who answered for a VIP, over time (issue 11): one row per change of owner seen by an agent (a gratuitous ARP
-# or neighbour advertisement from another port). Kept when ports go: it is history.
+# or neighbour advertisement from another port). Kept when ports go: it is history. ``sequence`` numbers a VIP's
+# rows from 1, so its count of moves survives the pruning of old rows (service/vips.py keeps the last ones).
 vip_moves = Table(
     "vip_moves",
     metadata,
@@ -155,6 +156,7 @@ vip_moves = Table(
     Column("previous_port_id", String(ID)),
     Column("moved_at", Float, nullable=False),  # epoch seconds, wall clock
     Column("host", String(NAME), nullable=False),
+    Column("sequence", Integer, nullable=False),
     Index("ix_vip_moves_network_id_ip_address", "network_id", "ip_address"),
 )
 

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("previous_port_id", sa.String(length=36), nullable=True),
         sa.Column("moved_at", sa.Float(), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("sequence", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_vip_moves_network_id", "vip_moves", ["network_id"])
