@@ -14,12 +14,13 @@ import time
 from typing import Any
 
 import pytest
+from scapy.layers.l2 import ARP, Ether
 
 from portsec.agent.ofctl import Bridge
 from portsec.service import sources
 from tests import ovs
 from tests.dataplane import Dataplane, wait_for
-from tests.frames import M1, M2, MC, OTHER_MAC, contract_rows
+from tests.frames import BCAST, M1, M2, MC, OTHER_MAC, contract_rows
 
 pytestmark = pytest.mark.ovs
 
@@ -222,6 +223,27 @@ def test_open_vswitch_restart_gets_the_flows_back(plane: Dataplane, seed: dict[s
     assert seed["client_vm"].ping("192.168.1.138", count=3)
     seed["server1_vm"].sh("ip", "addr", "add", "192.168.1.10/32", "dev", "eth0")
     assert not seed["client_vm"].ping("192.168.1.10"), "after a restart the switch must still fail closed"
+
+
+def test_vip_announcements_are_heard_again_after_open_vswitch_restarts(plane: Dataplane, seed: dict[str, Any]) -> None:
+    """The copies' connection and meters come back with the flows: the VIP's next holder is still recorded."""
+    vip = "192.168.1.10"
+    for name in ("server1", "server2"):
+        plane.converged(plane.update(seed[name], allowed_address_pairs=[{"ip_address": vip}]))
+
+    def announce(name: str) -> None:
+        mac = seed[name]["mac_address"]
+        plane.send(seed[f"{name}_vm"], bytes(Ether(src=mac, dst=BCAST) / ARP(hwsrc=mac, psrc=vip, pdst=vip)))
+
+    def holder() -> str | None:
+        return plane.agent.vip_owners.get((seed["net"]["id"], vip), (None,))[0]
+
+    announce("server1")
+    wait_for(lambda: holder() == seed["server1"]["id"], what="server1 recorded as the VIP's holder")
+    plane.sw.restart_vswitchd()
+    wait_for(lambda: "meter=1" in plane.sw.ofctl("dump-meters", plane.sw.bridge), what="the meters back")
+    # keepalived repeats its announcements; so does this, until the flows are back and one is heard
+    wait_for(lambda: announce("server2") or holder() == seed["server2"]["id"], what="server2 recorded as holder")
 
 
 def test_a_disabled_port_sends_nothing_and_is_down(plane: Dataplane, seed: dict[str, Any]) -> None:
