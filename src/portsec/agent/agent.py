@@ -157,6 +157,10 @@ class Agent:
                     stop.wait(1.0)
                     self._resync_when_possible(stop, "error")
         finally:
+            try:
+                self._observe(flush=True)  # the last second's samples
+            except Exception as err:  # the database may be what went away
+                LOG.warning("sampled sources not written at stop: %s", err)
             self.stop()
 
     def _restart_monitor(self) -> None:
@@ -331,7 +335,7 @@ class Agent:
         self.copies.append(copy)
         self.wake.set()
 
-    def _observe(self) -> None:
+    def _observe(self, flush: bool = False) -> None:
         """VIP announcements become owner moves; what audit flows would drop becomes sampled sources."""
         while self.copies:
             copy = self.copies.popleft()
@@ -348,7 +352,7 @@ class Agent:
                     self.samples[key] = [1, copy.at]
             elif reason == "vip" and copy.frame.claimed is not None:
                 self._announced(port, copy.frame.claimed, copy.at)
-        if self.samples and time.monotonic() - self.samples_flushed >= SAMPLE_FLUSH:
+        if self.samples and (flush or time.monotonic() - self.samples_flushed >= SAMPLE_FLUSH):
             found = [sources.Sample(p, r, m, ip, int(n), at) for (p, r, m, ip), (n, at) in self.samples.items()]
             self.samples.clear()
             self.samples_flushed = time.monotonic()
