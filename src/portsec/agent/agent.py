@@ -30,7 +30,7 @@ from portsec.domain.model import Context, Port
 from portsec.guards import guard_of
 from portsec.heartbeat import Heartbeat
 from portsec.openflow.compiler import compile_port_flows
-from portsec.openflow.flows import Flow, cookie_audits, cookie_reason, port_tag
+from portsec.openflow.flows import Flow, cookie_audits, cookie_port_tag, cookie_reason, port_tag
 from portsec.openflow.pipeline import METERS, bridge_flows
 from portsec.service import bindings, sources, vips
 from portsec.service import ports as port_service
@@ -339,7 +339,7 @@ class Agent:
         """VIP announcements become owner moves; what audit flows would drop becomes sampled sources."""
         while self.copies:
             copy = self.copies.popleft()
-            port = self.ports.get(self.by_tag.get(copy.cookie >> 8 & 0xFFFFFFFFFFFF, ""))
+            port = self.ports.get(self.by_tag.get(cookie_port_tag(copy.cookie), ""))
             reason = cookie_reason(copy.cookie)
             if port is None or reason is None:
                 continue  # a port deleted since, or not a copy of ours

@@ -26,7 +26,7 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from portsec import metrics
 from portsec.agent.agent import Agent, Applied
 from portsec.agent.ofctl import Bridge
-from portsec.openflow.flows import COOKIE_MARK, DROP_REASONS, PORT_MASK, REASON_CODE, port_tag
+from portsec.openflow.flows import COOKIE_MARK, DROP_REASONS, REASON_CODE, cookie_port_tag, port_tag
 
 LOG = logging.getLogger(__name__)
 REASONS = (*DROP_REASONS, "unknown-port")  # every drop reason a flow's cookie carries; unknown-port is bridge-wide
@@ -99,7 +99,7 @@ class DropReader:
         found: dict[tuple[str, ...], int] = {}
         for reason in REASONS:
             for c in self.bridge.counters(reason_cookie_match(reason)):
-                tag = (c.cookie & PORT_MASK) >> 8
+                tag = cookie_port_tag(c.cookie)
                 port = names.get(tag, f"{tag:012x}") if tag else ""  # "": the bridge-wide unknown-port flow
                 found[port, reason] = found.get((port, reason), 0) + c.packets
         return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol, cast
 
 from cliff.command import Command
@@ -13,6 +13,7 @@ from portsec.domain import errors
 from portsec.domain.resources import PLURALS
 
 LOG = logging.getLogger(__name__)
+VALUES_PER_QUERY = 50  # values of one filter in one list request: they all go in its query string
 
 
 class CommandError(Exception):
@@ -25,6 +26,13 @@ class Client(Protocol):
     def list(self, resource: str, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
     def update(self, resource: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def delete(self, resource: str, resource_id: str) -> None: ...
+
+
+def list_where(client: Client, resource: str, key: str, values: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Every ``resource`` whose ``key`` is one of ``values``, asked VALUES_PER_QUERY values at a time."""
+    wanted = sorted(set(values))
+    for start in range(0, len(wanted), VALUES_PER_QUERY):
+        yield from client.list(resource, {key: wanted[start : start + VALUES_PER_QUERY]})
 
 
 def find(client: Client, resource: str, name_or_id: str) -> dict[str, Any]:

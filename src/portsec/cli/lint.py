@@ -10,7 +10,7 @@ from typing import Any
 from cliff.lister import Lister
 
 from portsec.cli import columns
-from portsec.cli.find import Client, client_of, find
+from portsec.cli.find import Client, client_of, find, list_where
 from portsec.domain.model import AllowedPair, FixedIp, Port, Subnet
 from portsec.domain.pair_lint import Finding, Severity
 from portsec.service.insight import pair_findings
@@ -18,7 +18,6 @@ from portsec.service.insight import pair_findings
 CLEAN, HIGH_RISK = 0, 3
 COLUMNS = ("Severity", "Check", "Ports", "Address", "Why", "Fix")
 LONG_COLUMNS = ("Network", "Port IDs")
-NAMES_PER_QUERY = 50  # names asked about in one port list (one query string)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 EXIT_STATUS = f"""\
@@ -82,13 +81,7 @@ def _scope(client: Client, port: str | None, network: str | None) -> tuple[str |
 
 def _names_of_other_ports(client: Client, names: set[str], known: set[str]) -> set[str]:
     """Those of ``names`` that a port outside ``known`` also has: `find` would call them ambiguous."""
-    listed = sorted(names)
-    shared: set[str] = set()
-    for start in range(0, len(listed), NAMES_PER_QUERY):
-        for view in client.list("port", {"name": listed[start : start + NAMES_PER_QUERY]}):
-            if view["id"] not in known:
-                shared.add(view["name"])
-    return shared
+    return {view["name"] for view in list_where(client, "port", "name", names) if view["id"] not in known}
 
 
 def _row(f: Finding, long: bool) -> tuple[Any, ...]:

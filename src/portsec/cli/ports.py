@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cliff.command import Command
@@ -13,7 +15,6 @@ from portsec.cli import show
 from portsec.cli.agent import read_drops
 from portsec.cli.find import CommandError, client_of, delete_each, find
 from portsec.cli.parsing import KeyValueList, enable_disable
-from portsec.cli.vips import dry_run_report
 from portsec.domain.attributes import to_boolean
 from portsec.service.sources import suggested_pairs
 
@@ -357,3 +358,39 @@ def _boolean(text: str) -> bool:
         return to_boolean(text)
     except Exception:
         raise argparse.ArgumentTypeError(f"invalid boolean value: '{text}'") from None
+
+
+def dry_run_report(
+    who: str,
+    drops: Mapping[str, int],
+    sources: Sequence[Mapping[str, Any]],
+    suggested: Sequence[Mapping[str, str]],
+) -> str:
+    """What `portsec port set <who> --enable-port-security` would drop, what was sampled, and the flags that keep
+    it working."""
+    lines = [f"Dry run: nothing was changed. Enabling port security on {who} would drop:"]
+    dropping = [(reason, packets) for reason, packets in drops.items() if packets]
+    lines += [f"  {reason}: {_packets(n)}" for reason, n in dropping] or ["  nothing counted so far"]
+    lines.append("Sources it sent from (sampled by the agent):")
+    lines += [
+        f"  {s['reason']}: mac {s['mac_address']}, ip {s['ip_address'] or '(none)'}: {_packets(s['packets'])}, "
+        f"{s['first_seen']} .. {s['last_seen']}"
+        for s in sources
+    ] or ["  none sampled"]
+    command = f"portsec port set {shlex.quote(who)} --enable-port-security"
+    flags = [
+        "--allowed-address ip-address=" + p["ip_address"] + (f",mac-address={p['mac_address']}" if "mac_address" in p
+                                                             else "")
+        for p in suggested
+    ]  # fmt: skip
+    if flags:
+        lines.append("To keep them working:")
+        lines.append(f"  {command} {' '.join(flags)}")
+    else:
+        lines.append("No pair is needed for the sampled sources:")
+        lines.append(f"  {command}")
+    return "\n".join(lines) + "\n"
+
+
+def _packets(n: int) -> str:
+    return f"{n} packet" if n == 1 else f"{n} packets"

@@ -1,10 +1,8 @@
-"""portsec vip list|show: the VIPs, which port answers for each, since when; the preview of `port set --dry-run`."""
+"""portsec vip list|show: the VIPs, which port answers for each, since when."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
-from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from cliff.command import Command
@@ -12,7 +10,7 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from portsec.cli import columns
-from portsec.cli.find import client_of, find
+from portsec.cli.find import client_of, find, list_where
 
 LIST_COLUMNS = ("IP Address", "Network", "Owner", "Since", "Moves", "Last Move", "Ports")
 SHOW_FIELDS = ("ip_address", "network_id", "port_id", "since", "moves", "last_move", "ports", "history")
@@ -27,17 +25,9 @@ def _client(cmd: Command) -> VipClient:
     return cast(VipClient, client_of(cmd))
 
 
-IDS_PER_QUERY = 50  # port ids asked about in one port list (one query string)
-
-
 def _port_names(cmd: Command, ids: set[str]) -> dict[str, str]:
     """The names of the ports ``ids`` (those that have one and the caller may see)."""
-    wanted, names = sorted(ids), {}
-    for i in range(0, len(wanted), IDS_PER_QUERY):
-        for p in client_of(cmd).list("port", {"id": wanted[i : i + IDS_PER_QUERY]}):
-            if p.get("name"):
-                names[p["id"]] = p["name"]
-    return names
+    return {p["id"]: p["name"] for p in list_where(client_of(cmd), "port", "id", ids) if p.get("name")}
 
 
 def _network_id(cmd: Command, network: str | None) -> str | None:
@@ -90,39 +80,3 @@ class ShowVip(ShowOne):
         values = {**vip, "port_id": name(vip["port_id"]), "ports": columns.ListColumn([name(p) for p in vip["ports"]]),
                   "history": columns.ListDictColumn(history)}  # fmt: skip
         return SHOW_FIELDS, tuple(values[f] for f in SHOW_FIELDS)
-
-
-def dry_run_report(
-    who: str,
-    drops: Mapping[str, int],
-    sources: Sequence[Mapping[str, Any]],
-    suggested: Sequence[Mapping[str, str]],
-) -> str:
-    """What `portsec port set <who> --enable-port-security` would drop, what was sampled, and the flags that keep
-    it working."""
-    lines = [f"Dry run: nothing was changed. Enabling port security on {who} would drop:"]
-    dropping = [(reason, packets) for reason, packets in drops.items() if packets]
-    lines += [f"  {reason}: {_packets(n)}" for reason, n in dropping] or ["  nothing counted so far"]
-    lines.append("Sources it sent from (sampled by the agent):")
-    lines += [
-        f"  {s['reason']}: mac {s['mac_address']}, ip {s['ip_address'] or '(none)'}: {_packets(s['packets'])}, "
-        f"{s['first_seen']} .. {s['last_seen']}"
-        for s in sources
-    ] or ["  none sampled"]
-    command = f"portsec port set {shlex.quote(who)} --enable-port-security"
-    flags = [
-        "--allowed-address ip-address=" + p["ip_address"] + (f",mac-address={p['mac_address']}" if "mac_address" in p
-                                                             else "")
-        for p in suggested
-    ]  # fmt: skip
-    if flags:
-        lines.append("To keep them working:")
-        lines.append(f"  {command} {' '.join(flags)}")
-    else:
-        lines.append("No pair is needed for the sampled sources:")
-        lines.append(f"  {command}")
-    return "\n".join(lines) + "\n"
-
-
-def _packets(n: int) -> str:
-    return f"{n} packet" if n == 1 else f"{n} packets"

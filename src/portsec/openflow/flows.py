@@ -61,6 +61,11 @@ def cookie_reason(value: int) -> str | None:
     return REASONS[value & 0x7F]
 
 
+def cookie_port_tag(value: int) -> int:
+    """The port part of a cookie (:func:`port_tag` of its port; 0 for bridge-wide flows)."""
+    return (value & PORT_MASK) >> 8
+
+
 def cookie_audits(value: int) -> bool:
     return cookie_reason(value) is not None and bool(value & AUDIT)
 

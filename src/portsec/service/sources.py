@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from portsec.service.vips import iso
+from portsec.service.views import observed_at
 from portsec.store.database import Tx
 from portsec.store.schema import ports, source_samples
 
@@ -101,7 +101,7 @@ def of_port(tx: Tx, port_id: str) -> list[dict[str, Any]]:
     )
     return [
         {"reason": r.reason, "mac_address": r.mac_address, "ip_address": r.ip_address, "packets": r.packets,
-         "first_seen": iso(r.first_seen), "last_seen": iso(r.last_seen)}
+         "first_seen": observed_at(r.first_seen), "last_seen": observed_at(r.last_seen)}
         for r in tx.conn.execute(stmt)
     ]  # fmt: skip
 

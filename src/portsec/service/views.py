@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from portsec.domain.model import Context, Network, Port, Subnet
@@ -13,6 +13,11 @@ ADMIN_ONLY_PORT_KEYS = ("binding:host_id", "binding:vif_type", "binding:vif_deta
 
 def timestamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def observed_at(epoch: float) -> str:
+    """When the data plane saw something (a VIP move, a sampled source): milliseconds matter there."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _standard(resource: Network | Subnet | Port) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -21,6 +20,7 @@ from portsec.domain import errors
 from portsec.domain.model import Context, Port
 from portsec.domain.pair_lint import VIP, lint_pairs
 from portsec.service import policy
+from portsec.service.views import observed_at
 from portsec.store import ports as port_store
 from portsec.store.database import Tx
 from portsec.store.query import ListQuery
@@ -47,11 +47,6 @@ def canonical_ip(text: str) -> str:
     return str(ipaddress.ip_address(text.strip()))
 
 
-def iso(at: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with milliseconds: ``2026-12-01T20:10:05.123Z``."""
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class Claim(NamedTuple):
     """What :func:`record` did: wrote a row (the first holder seen, or a move), and who held the VIP before."""
 
@@ -76,11 +71,6 @@ def record(tx: Tx, network_id: str, ip_address: str, port_id: str, at: float, ho
     )  # fmt: skip
     tx.conn.execute(vip_moves.delete().where(*this_vip, vip_moves.c.sequence <= sequence + 1 - KEPT))
     return Claim(True, owner)
-
-
-def owners(tx: Tx) -> dict[Key, str]:
-    """The current owner port of each VIP ever claimed."""
-    return {key: rows[-1]["port_id"] for key, rows in _moves(tx, None, None).items()}
 
 
 def _moves(tx: Tx, network_id: str | None, ip: str | None) -> dict[Key, list[Mapping[str, Any]]]:
@@ -138,7 +128,7 @@ def list_(tx: Tx, ctx: Context, network_id: str | None = None, ip_address: str |
 
 
 def _view(key: Key, ids: list[str], rows: list[Mapping[str, Any]]) -> dict[str, Any]:
-    since = iso(rows[-1]["moved_at"]) if rows else None
+    since = observed_at(rows[-1]["moved_at"]) if rows else None
     moves = rows[-1]["sequence"] - 1 if rows else 0  # all of them: the oldest rows may be pruned
     return {
         "network_id": key[0],
@@ -152,7 +142,7 @@ def _view(key: Key, ids: list[str], rows: list[Mapping[str, Any]]) -> dict[str, 
             {
                 "port_id": r["port_id"],
                 "previous_port_id": r["previous_port_id"],
-                "at": iso(r["moved_at"]),
+                "at": observed_at(r["moved_at"]),
                 "host": r["host"],
             }
             for r in reversed(rows[-HISTORY:])
