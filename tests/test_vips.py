@@ -188,7 +188,10 @@ def test_at_most_max_sources_per_port_but_known_ones_still_count(seeded: Any) ->
 
 def test_suggested_pairs_leave_out_what_the_port_already_allows() -> None:
     port = {
+        "id": "6a3c3d0e-5b7e-4c1f-9d7a-2f1e0c9b8a71",
+        "network_id": "net1",
         "mac_address": S1,
+        "port_security_enabled": False,
         "fixed_ips": [{"subnet_id": "s", "ip_address": "192.168.1.138"}],
         "allowed_address_pairs": [
             {"ip_address": "10.1.0.0/16", "mac_address": S1},
@@ -199,7 +202,8 @@ def test_suggested_pairs_leave_out_what_the_port_already_allows() -> None:
         {"mac_address": S1, "ip_address": "192.168.1.138"},  # its fixed IP
         {"mac_address": S1, "ip_address": "10.1.2.3"},  # inside a pair
         {"mac_address": "fa:16:3e:00:00:02", "ip_address": "10.2.0.5"},  # a pair with its MAC
-        {"mac_address": "fa:16:3e:00:00:02", "ip_address": "fe80::1"},  # link-local of an allowed MAC
+        {"mac_address": "fa:16:3e:00:00:02", "ip_address": "fe80::f816:3eff:fe00:2"},  # that MAC's link-local
+        {"mac_address": "fa:16:3e:00:00:02", "ip_address": "fe80::1"},  # another link-local: strict drops it
         {"mac_address": S1, "ip_address": ""},  # no IP: no pair helps
         {"mac_address": S1, "ip_address": "10.0.0.99"},
         {"mac_address": S1, "ip_address": "10.0.0.99"},
@@ -213,6 +217,7 @@ def test_suggested_pairs_leave_out_what_the_port_already_allows() -> None:
         {"ip_address": "10.0.0.99"},
         {"ip_address": "192.168.1.138", "mac_address": S2},
         {"ip_address": "fd00::5"},
+        {"ip_address": "fe80::1", "mac_address": "fa:16:3e:00:00:02"},
         {"ip_address": "fe80::9", "mac_address": "fa:16:3e:00:00:09"},
     ]
 

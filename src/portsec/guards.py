@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,12 @@ class PortGuard:
 
     def bindings_of(self, version: int) -> tuple[Binding, ...]:
         return tuple(b for b in self.bindings if b.version == version)
+
+    def binding_for(self, mac: str, address: str) -> Binding | None:
+        """The most specific binding that lets ``mac`` send from ``address``; None when none does."""
+        ip = ipaddress.ip_address(address)
+        found = [b for b in self.bindings if b.mac == mac and b.version == ip.version and ip in b.network]
+        return max(found, key=lambda b: b.network.prefixlen, default=None)
 
 
 def guard_of(port: Port) -> PortGuard:

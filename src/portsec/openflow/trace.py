@@ -161,13 +161,6 @@ def _first(guard: PortGuard, fixed_ips: tuple[str, ...], version: int, mac: str)
 # -- words ---------------------------------------------------------------------------------------
 
 
-def _binding_for(guard: PortGuard, mac: str, address: str) -> Binding | None:
-    """The most specific binding that allows ``address`` from ``mac``."""
-    ip = ipaddress.ip_address(address)
-    found = [b for b in guard.bindings if b.mac == mac and b.version == ip.version and ip in b.network]
-    return max(found, key=lambda b: b.network.prefixlen, default=None)
-
-
 def _binding_words(guard: PortGuard, b: Binding, address: str, facts: _Facts) -> str:
     net = b.network
     host = net.num_addresses == 1
@@ -206,7 +199,7 @@ def _why_forwarded(guard: PortGuard, packet: Packet, facts: _Facts) -> str:
         dst = ipaddress.ip_address(packet.get("ipv6_dst") or "::")
         if packet.nw_proto == 58 and packet.value("icmp_type") == 136:
             target = packet.get("nd_target") or "::"
-            b = _binding_for(guard, src, target)
+            b = guard.binding_for(src, target)
             if b is not None:
                 words = _binding_words(guard, b, target, facts)
                 return f"a neighbor advertisement for {target}, which {words.partition(' ')[2]}"
@@ -217,7 +210,7 @@ def _why_forwarded(guard: PortGuard, packet: Packet, facts: _Facts) -> str:
 
 
 def _allowed(guard: PortGuard, src: str, address: str, facts: _Facts, what: str) -> str:
-    b = _binding_for(guard, src, address)
+    b = guard.binding_for(src, address)
     if b is None:  # not reached when the model forwarded; say what is known
         return f"{what}{address} from {src} is forwarded"
     return what + _binding_words(guard, b, address, facts)

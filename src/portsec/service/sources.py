@@ -16,12 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from portsec.guards import guard_from_view
 from portsec.service.views import observed_at
 from portsec.store.database import Tx
 from portsec.store.schema import ports, source_samples
 
 MAX_SOURCES_PER_PORT = 64  # distinct (reason, MAC, IP) kept per port: a port spraying sources fills no table
-LINK_LOCAL = ipaddress.ip_network("fe80::/64")
 
 Key = tuple[str, str, str, str]  # (port ID, reason, MAC, IP)
 
@@ -106,34 +106,20 @@ def of_port(tx: Tx, port_id: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _mac(text: Any) -> str:
-    return str(text or "").lower()
-
-
 def suggested_pairs(port: Mapping[str, Any], sources: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """The pairs ``port`` (the API's view) lacks for the sampled sources to be allowed, one per (IP, MAC)."""
-    own_mac = _mac(port.get("mac_address"))
-    allowed: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
-    for fixed in port.get("fixed_ips") or ():
-        allowed.append((own_mac, ipaddress.ip_network(fixed["ip_address"])))
-    for pair in port.get("allowed_address_pairs") or ():
-        allowed.append((_mac(pair.get("mac_address")) or own_mac, ipaddress.ip_network(pair["ip_address"], False)))
-    macs = {own_mac} | {mac for mac, _ in allowed}
+    """The pairs ``port`` (the API's view) lacks for the sampled sources to pass: what the bindings strict mode
+    would enforce (:func:`~portsec.guards.guard_from_view`, port security on) do not allow, one per (IP, MAC)."""
+    guard = guard_from_view({**port, "port_security_enabled": True, "admin_state_up": True})
     wanted: set[tuple[int, int, str, str]] = set()
     for source in sources:
-        mac, text = _mac(source.get("mac_address")), source.get("ip_address") or ""
-        if not text:
-            continue
+        mac, text = str(source.get("mac_address") or "").lower(), source.get("ip_address") or ""
         try:
             ip = ipaddress.ip_address(text)
         except ValueError:
-            continue
-        if ip.version == 6 and ip in LINK_LOCAL and mac in macs:
-            continue
-        if any(mac == m and ip.version == net.version and ip in net for m, net in allowed):
-            continue
-        wanted.add((ip.version, int(ip), str(ip), mac))
+            continue  # no IP (or none readable): no pair helps
+        if guard.binding_for(mac, text) is None:
+            wanted.add((ip.version, int(ip), str(ip), mac))
     return [
-        {"ip_address": ip, **({} if mac == own_mac else {"mac_address": mac})}
+        {"ip_address": ip, **({} if mac == guard.mac else {"mac_address": mac})}
         for _version, _n, ip, mac in sorted(wanted)
     ]
