@@ -260,11 +260,7 @@ def _invalid(attribute: str, reason: str) -> errors.HTTPBadRequest:
 
 def _lint_scope(request: Request) -> tuple[str | None, str | None]:
     """(network_id, port_id): at most one of them, each at most once; any other key is refused."""
-    items = request.query_params.multi_items()
-    unknown = {key for key, _ in items if key not in LINT_SCOPES}
-    if unknown:
-        raise policy.unknown_filters(unknown)
-    given = {key: [v for k, v in items if k == key] for key in LINT_SCOPES}
+    given = _query(request, LINT_SCOPES)
     if any(len(values) > 1 for values in given.values()) or all(given.values()):
         raise errors.HTTPBadRequest("Lint one network (network_id) or one port (port_id), or give neither")
     network_id, port_id = (values[0] if values else None for values in given.values())
@@ -277,18 +273,24 @@ def _lint_scope(request: Request) -> tuple[str | None, str | None]:
 
 def _vip_filters(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     """Each of ``allowed`` at most once; any other key is refused."""
+    given: dict[str, str] = {}
+    for key, values in _query(request, allowed).items():
+        if len(values) > 1:
+            raise errors.HTTPBadRequest(f"Give {key} at most once")
+        if values and "\x00" in values[0]:
+            raise _invalid(key, f"'{values[0]}' holds a NUL character")
+        if values:
+            given[key] = values[0]
+    return given
+
+
+def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, list[str]]:
+    """The values of each of ``allowed`` in the query string; a key not allowed is refused, as Neutron does."""
     items = request.query_params.multi_items()
     unknown = {key for key, _ in items if key not in allowed}
     if unknown:
         raise policy.unknown_filters(unknown)
-    given: dict[str, str] = {}
-    for key, value in items:
-        if key in given:
-            raise errors.HTTPBadRequest(f"Give {key} at most once")
-        if "\x00" in value:
-            raise _invalid(key, f"'{value}' holds a NUL character")
-        given[key] = value
-    return given
+    return {key: [v for k, v in items if k == key] for key in allowed}
 
 
 def _ip(text: str) -> None:
